@@ -1,0 +1,1 @@
+//! Reusable authentication and authorization for HTTP services.
