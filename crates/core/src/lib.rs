@@ -10,6 +10,7 @@
 #![warn(missing_docs)]
 
 pub mod error;
+pub mod ports;
 pub mod store;
 
 pub use error::{ErrorCode, ErrorKind};

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorCode;
+use crate::ports::MessageMeta;
 
 /// Why a state operation failed. Messages name the file or table involved.
 #[derive(Debug, thiserror::Error)]
@@ -164,15 +165,18 @@ pub struct SentLink {
     pub sent_at: DateTime<Utc>,
 }
 
-/// Where the last scan of an account stopped (Gmail `historyId`, or a local file offset).
+/// Where the last scan of an account stopped, and what it had seen, so that the next scan asks
+/// the provider only for changes (Gmail `historyId`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScanCheckpoint {
     /// Account address or provider name.
     pub account: String,
-    /// Opaque provider cursor (Gmail `historyId`).
-    pub cursor: String,
+    /// Opaque provider cursor (Gmail `historyId`); `None` when the provider has none.
+    pub cursor: Option<String>,
     /// When it was stored.
     pub updated_at: DateTime<Utc>,
+    /// Metadata of every message seen so far, keyed by nothing: ids are unique.
+    pub messages: Vec<MessageMeta>,
 }
 
 /// Incident mode: mutations are refused until `until`.
