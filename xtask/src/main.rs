@@ -6,6 +6,8 @@
 //!
 //! xtask keeps few dependencies on purpose: it must build before anything else.
 
+mod tidy;
+
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
