@@ -2,3 +2,6 @@
 //! optional TOML file, then the environment, with the variable names of `DESIGN.md`), wiring of
 //! providers and state, HTTP plumbing (request ids, redaction, timeouts, problem+json), telemetry
 //! and metrics, and graceful shutdown. It keeps `bins/*` down to flag parsing and a call in here.
+#![warn(missing_docs)]
+
+pub mod config;

@@ -1,0 +1,715 @@
+//! Settings of all three binaries: built-in defaults, then the optional `QUIETBOX_CONFIG` TOML
+//! file, then the environment, with the variable names of DESIGN.md §2 (no prefix: the security
+//! runbook names them as they are).
+//!
+//! Loading is two steps. The `config` crate merges the layers into [`RawSettings`] (all text, so
+//! a bad value never fails inside serde with an unhelpful message); [`Settings::from_raw`] then
+//! validates each variable and fails with one [`SettingsError`] naming it and what it accepts.
+//! This module is the only place that reads the environment.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Which binary is loading settings; decides defaults such as `BIND_ADDR`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binary {
+    /// `quietbox-api`.
+    Api,
+    /// `quietbox-a2a`.
+    A2a,
+    /// `quietbox-mcp`.
+    Mcp,
+}
+
+impl Binary {
+    fn default_bind(self) -> &'static str {
+        match self {
+            Binary::Api => "127.0.0.1:8080",
+            Binary::A2a => "127.0.0.1:8081",
+            Binary::Mcp => "127.0.0.1:8082",
+        }
+    }
+
+    /// The binary's name, for logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Binary::Api => "quietbox-api",
+            Binary::A2a => "quietbox-a2a",
+            Binary::Mcp => "quietbox-mcp",
+        }
+    }
+}
+
+/// A secret value: its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret itself; call only where it is used, never to log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A variable with a bad value. Displayed as one line naming the variable and what it accepts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct SettingsError {
+    /// The variable's name, as the operator writes it.
+    pub variable: &'static str,
+    /// What is wrong and what is accepted. Never contains a secret's value.
+    pub problem: String,
+}
+
+impl SettingsError {
+    fn new(variable: &'static str, problem: impl Into<String>) -> Self {
+        SettingsError {
+            variable,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// The merged, unvalidated layers: every variable as text.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RawSettings {
+    #[serde(flatten)]
+    values: HashMap<String, String>,
+}
+
+impl RawSettings {
+    /// Reads the optional TOML file named by `QUIETBOX_CONFIG`, then the process environment.
+    pub fn load() -> Result<Self, SettingsError> {
+        let env: HashMap<String, String> = std::env::vars().collect();
+        Self::load_from(&env)
+    }
+
+    /// Like [`RawSettings::load`], from a given environment (tests use this; nothing global).
+    pub fn load_from(env: &HashMap<String, String>) -> Result<Self, SettingsError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = env.get("QUIETBOX_CONFIG").filter(|p| !p.is_empty()) {
+            if !std::path::Path::new(path).is_file() {
+                return Err(SettingsError::new(
+                    "QUIETBOX_CONFIG",
+                    format!("{path:?} is not a readable file"),
+                ));
+            }
+            builder = builder
+                .add_source(config::File::new(path, config::FileFormat::Toml).required(true));
+        }
+        let file = builder
+            .build()
+            .map_err(|e| SettingsError::new("QUIETBOX_CONFIG", e.to_string()))?;
+        let mut values = HashMap::new();
+        // File keys may be written in either case (`auth_mode` or `AUTH_MODE`).
+        if let Ok(table) = file.try_deserialize::<HashMap<String, config::Value>>() {
+            for (key, value) in table {
+                let text = value.into_string().map_err(|e| {
+                    SettingsError::new("QUIETBOX_CONFIG", format!("key {key}: {e}"))
+                })?;
+                values.insert(key.to_ascii_uppercase(), text);
+            }
+        }
+        for (key, value) in env {
+            if KNOWN.contains(&key.as_str()) {
+                values.insert(key.clone(), value.clone());
+            }
+        }
+        Ok(RawSettings { values })
+    }
+
+    fn get(&self, key: &'static str) -> Option<&str> {
+        self.values
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+}
+
+/// Every variable quietbox reads. Anything else in the environment is ignored.
+pub const KNOWN: &[&str] = &[
+    "AUTH_MODE",
+    "AGENT_API_KEY",
+    "AUTH_JWT_SECRET",
+    "AUTH_JWKS_URL",
+    "AUTH_JWT_ISSUER",
+    "AUTH_JWT_AUDIENCE",
+    "AUTH_JWT_LEEWAY_S",
+    "AUTH_JWKS_TTL_S",
+    "MCP_AUTH_MODE",
+    "MCP_OAUTH_ISSUER",
+    "MCP_RESOURCE_URL",
+    "MCP_ENABLE_MUTATION_TOOLS",
+    "MCP_ALLOWED_HOSTS",
+    "DATA_DIR",
+    "STATE_BACKEND",
+    "DATABASE_URL",
+    "MAIL_PROVIDER",
+    "LOCAL_MBOX",
+    "LOCAL_ICS",
+    "SMTP_URL",
+    "GOOGLE_TOKEN_FILE",
+    "GOOGLE_CLIENT_SECRET_FILE",
+    "GOOGLE_API_BASE_URL",
+    "BIND_ADDR",
+    "RATE_LIMIT_PER_MIN",
+    "RATE_LIMIT_BURST",
+    "UNSUBSCRIBE_ALLOW",
+    "UNSUBSCRIBE_DENY",
+    "UNSUBSCRIBE_GRACE_H",
+    "UNSUBSCRIBE_ENFORCE",
+    "DIGEST_CRON",
+    "DIGEST_TZ",
+    "DIGEST_TO",
+    "SCHEDULER_ENABLED",
+    "LOG_FORMAT",
+];
+
+/// `STATE_BACKEND`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateBackend {
+    /// JSON files in `DATA_DIR`.
+    File,
+    /// PostgreSQL at `DATABASE_URL`.
+    Postgres {
+        /// Connection URL (may hold a password).
+        url: Secret,
+    },
+}
+
+/// `MAIL_PROVIDER`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailProviderKind {
+    /// mbox + .ics files.
+    Local,
+    /// Gmail and Google Calendar.
+    Gmail,
+}
+
+/// `UNSUBSCRIBE_ENFORCE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enforcement {
+    /// Report violating senders only.
+    Report,
+    /// Give violating senders `auto_archive`.
+    Archive,
+}
+
+/// `LOG_FORMAT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Auth settings, as text-validated values; the auth crate's config is built from these.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// `AUTH_MODE` (or `MCP_AUTH_MODE` when it is not `inherit`, for the MCP binary).
+    pub mode: String,
+    /// `AGENT_API_KEY`.
+    pub api_key: Option<Secret>,
+    /// `AUTH_JWT_SECRET`.
+    pub jwt_secret: Option<Secret>,
+    /// `AUTH_JWKS_URL`.
+    pub jwks_url: Option<String>,
+    /// `AUTH_JWT_ISSUER`.
+    pub issuer: Option<String>,
+    /// `AUTH_JWT_AUDIENCE`.
+    pub audience: String,
+    /// `AUTH_JWT_LEEWAY_S`.
+    pub leeway: Duration,
+    /// `AUTH_JWKS_TTL_S`.
+    pub jwks_ttl: Duration,
+    /// `MCP_OAUTH_ISSUER`.
+    pub oauth_issuer: Option<String>,
+    /// `MCP_RESOURCE_URL`.
+    pub resource_url: Option<String>,
+}
+
+/// Validated settings of one binary.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Which binary these are for.
+    pub binary: Binary,
+    /// Authentication.
+    pub auth: AuthSettings,
+    /// `MCP_ENABLE_MUTATION_TOOLS`.
+    pub mcp_enable_mutation_tools: bool,
+    /// `MCP_ALLOWED_HOSTS`: `Host` header values the MCP HTTP transport accepts.
+    pub mcp_allowed_hosts: Vec<String>,
+    /// `DATA_DIR`.
+    pub data_dir: PathBuf,
+    /// `STATE_BACKEND` (+ `DATABASE_URL`).
+    pub state_backend: StateBackend,
+    /// `MAIL_PROVIDER`.
+    pub mail_provider: MailProviderKind,
+    /// `LOCAL_MBOX`.
+    pub local_mbox: PathBuf,
+    /// `LOCAL_ICS`.
+    pub local_ics: PathBuf,
+    /// `SMTP_URL`: when set, the local provider sends through SMTP instead of the outbox folder.
+    pub smtp_url: Option<Secret>,
+    /// `GOOGLE_TOKEN_FILE`.
+    pub google_token_file: PathBuf,
+    /// `GOOGLE_CLIENT_SECRET_FILE`.
+    pub google_client_secret_file: PathBuf,
+    /// `GOOGLE_API_BASE_URL`.
+    pub google_api_base_url: String,
+    /// `BIND_ADDR`.
+    pub bind_addr: SocketAddr,
+    /// `RATE_LIMIT_PER_MIN`.
+    pub rate_limit_per_min: u32,
+    /// `RATE_LIMIT_BURST`.
+    pub rate_limit_burst: u32,
+    /// `UNSUBSCRIBE_ALLOW`.
+    pub unsubscribe_allow: Vec<String>,
+    /// `UNSUBSCRIBE_DENY`.
+    pub unsubscribe_deny: Vec<String>,
+    /// `UNSUBSCRIBE_GRACE_H`.
+    pub unsubscribe_grace: Duration,
+    /// `UNSUBSCRIBE_ENFORCE`.
+    pub unsubscribe_enforce: Enforcement,
+    /// `DIGEST_CRON`.
+    pub digest_cron: String,
+    /// `DIGEST_TZ`.
+    pub digest_tz: String,
+    /// `DIGEST_TO` (`None`: the account address).
+    pub digest_to: Option<String>,
+    /// `SCHEDULER_ENABLED`.
+    pub scheduler_enabled: bool,
+    /// `LOG_FORMAT`.
+    pub log_format: LogFormat,
+}
+
+/// Google's API root; `GOOGLE_API_BASE_URL` replaces it in tests.
+pub const GOOGLE_API_DEFAULT: &str = "https://www.googleapis.com";
+
+fn one_of<T: Copy>(
+    variable: &'static str,
+    value: &str,
+    choices: &[(&str, T)],
+) -> Result<T, SettingsError> {
+    choices
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(value.trim()))
+        .map(|(_, v)| *v)
+        .ok_or_else(|| {
+            let accepted: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+            SettingsError::new(
+                variable,
+                format!("{value:?} is not one of {}", accepted.join(", ")),
+            )
+        })
+}
+
+fn number<T: FromStr>(variable: &'static str, value: &str, what: &str) -> Result<T, SettingsError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| SettingsError::new(variable, format!("{value:?} is not {what}")))
+}
+
+fn boolean(variable: &'static str, value: &str) -> Result<bool, SettingsError> {
+    one_of(
+        variable,
+        value,
+        &[
+            ("true", true),
+            ("false", false),
+            ("1", true),
+            ("0", false),
+            ("yes", true),
+            ("no", false),
+        ],
+    )
+}
+
+fn list(value: Option<&str>) -> Vec<String> {
+    value
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn http_url(variable: &'static str, value: &str) -> Result<String, SettingsError> {
+    let parsed = url::Url::parse(value.trim())
+        .map_err(|e| SettingsError::new(variable, format!("{value:?} is not a URL ({e})")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(SettingsError::new(
+            variable,
+            format!("{value:?} must be an http(s) URL"),
+        ));
+    }
+    Ok(value.trim().to_owned())
+}
+
+const AUTH_MODES: &[(&str, &str)] = &[("api_key", "api_key"), ("jwt", "jwt"), ("hybrid", "hybrid")];
+
+impl Settings {
+    /// Loads and validates the settings of `binary` from the file and the process environment.
+    pub fn load(binary: Binary) -> Result<Self, SettingsError> {
+        Self::from_raw(binary, &RawSettings::load()?)
+    }
+
+    /// Validates merged layers.
+    pub fn from_raw(binary: Binary, raw: &RawSettings) -> Result<Self, SettingsError> {
+        let mut mode = one_of(
+            "AUTH_MODE",
+            raw.get("AUTH_MODE").unwrap_or("api_key"),
+            AUTH_MODES,
+        )?;
+        let mcp_mode = one_of(
+            "MCP_AUTH_MODE",
+            raw.get("MCP_AUTH_MODE").unwrap_or("inherit"),
+            &[
+                ("inherit", "inherit"),
+                ("api_key", "api_key"),
+                ("jwt", "jwt"),
+                ("hybrid", "hybrid"),
+                ("oauth", "oauth"),
+            ],
+        )?;
+        if binary == Binary::Mcp && mcp_mode != "inherit" {
+            mode = mcp_mode;
+        }
+        let secret = |key: &'static str| raw.get(key).map(Secret::new);
+        let auth = AuthSettings {
+            mode: mode.to_owned(),
+            api_key: secret("AGENT_API_KEY"),
+            jwt_secret: secret("AUTH_JWT_SECRET"),
+            jwks_url: raw
+                .get("AUTH_JWKS_URL")
+                .map(|v| http_url("AUTH_JWKS_URL", v))
+                .transpose()?,
+            issuer: raw.get("AUTH_JWT_ISSUER").map(str::to_owned),
+            audience: raw
+                .get("AUTH_JWT_AUDIENCE")
+                .unwrap_or("quietbox")
+                .to_owned(),
+            leeway: Duration::from_secs(number(
+                "AUTH_JWT_LEEWAY_S",
+                raw.get("AUTH_JWT_LEEWAY_S").unwrap_or("30"),
+                "a number of seconds",
+            )?),
+            jwks_ttl: Duration::from_secs(number(
+                "AUTH_JWKS_TTL_S",
+                raw.get("AUTH_JWKS_TTL_S").unwrap_or("600"),
+                "a number of seconds",
+            )?),
+            oauth_issuer: raw
+                .get("MCP_OAUTH_ISSUER")
+                .map(|v| http_url("MCP_OAUTH_ISSUER", v))
+                .transpose()?,
+            resource_url: raw
+                .get("MCP_RESOURCE_URL")
+                .map(|v| http_url("MCP_RESOURCE_URL", v))
+                .transpose()?,
+        };
+        if matches!(mode, "api_key" | "hybrid") && auth.api_key.is_none() {
+            return Err(SettingsError::new(
+                "AGENT_API_KEY",
+                format!("is required when the auth mode is {mode}"),
+            ));
+        }
+        if matches!(mode, "jwt" | "hybrid") && auth.jwt_secret.is_none() && auth.jwks_url.is_none()
+        {
+            return Err(SettingsError::new(
+                "AUTH_JWT_SECRET",
+                format!(
+                    "AUTH_JWT_SECRET or AUTH_JWKS_URL is required when the auth mode is {mode}"
+                ),
+            ));
+        }
+        if mode == "oauth" {
+            if auth.oauth_issuer.is_none() {
+                return Err(SettingsError::new(
+                    "MCP_OAUTH_ISSUER",
+                    "is required with MCP_AUTH_MODE=oauth",
+                ));
+            }
+            if auth.resource_url.is_none() {
+                return Err(SettingsError::new(
+                    "MCP_RESOURCE_URL",
+                    "is required with MCP_AUTH_MODE=oauth",
+                ));
+            }
+        }
+
+        let state_backend = match one_of(
+            "STATE_BACKEND",
+            raw.get("STATE_BACKEND").unwrap_or("file"),
+            &[("file", false), ("postgres", true)],
+        )? {
+            false => StateBackend::File,
+            true => StateBackend::Postgres {
+                url: secret("DATABASE_URL").ok_or_else(|| {
+                    SettingsError::new("DATABASE_URL", "is required when STATE_BACKEND=postgres")
+                })?,
+            },
+        };
+        let mail_provider = one_of(
+            "MAIL_PROVIDER",
+            raw.get("MAIL_PROVIDER").unwrap_or("local"),
+            &[
+                ("local", MailProviderKind::Local),
+                ("gmail", MailProviderKind::Gmail),
+            ],
+        )?;
+        let bind_text = raw.get("BIND_ADDR").unwrap_or(binary.default_bind());
+        let bind_addr = number(
+            "BIND_ADDR",
+            bind_text,
+            "a socket address such as 127.0.0.1:8080",
+        )?;
+        let digest_tz = raw.get("DIGEST_TZ").unwrap_or("UTC").to_owned();
+        if digest_tz.parse::<chrono_tz::Tz>().is_err() {
+            return Err(SettingsError::new(
+                "DIGEST_TZ",
+                format!("{digest_tz:?} is not an IANA time zone such as Europe/Paris"),
+            ));
+        }
+        let digest_cron = raw.get("DIGEST_CRON").unwrap_or("0 8 * * MON").to_owned();
+        let fields = digest_cron.split_whitespace().count();
+        if !(5..=6).contains(&fields) {
+            return Err(SettingsError::new(
+                "DIGEST_CRON",
+                format!("{digest_cron:?} is not a cron expression of 5 or 6 fields"),
+            ));
+        }
+        let per_min: u32 = number(
+            "RATE_LIMIT_PER_MIN",
+            raw.get("RATE_LIMIT_PER_MIN").unwrap_or("30"),
+            "a positive whole number",
+        )?;
+        let burst: u32 = number(
+            "RATE_LIMIT_BURST",
+            raw.get("RATE_LIMIT_BURST").unwrap_or("5"),
+            "a positive whole number",
+        )?;
+        if per_min == 0 {
+            return Err(SettingsError::new(
+                "RATE_LIMIT_PER_MIN",
+                "must be at least 1",
+            ));
+        }
+        if burst == 0 {
+            return Err(SettingsError::new("RATE_LIMIT_BURST", "must be at least 1"));
+        }
+        let grace_h: u64 = number(
+            "UNSUBSCRIBE_GRACE_H",
+            raw.get("UNSUBSCRIBE_GRACE_H").unwrap_or("48"),
+            "a number of hours",
+        )?;
+
+        Ok(Settings {
+            binary,
+            auth,
+            mcp_enable_mutation_tools: boolean(
+                "MCP_ENABLE_MUTATION_TOOLS",
+                raw.get("MCP_ENABLE_MUTATION_TOOLS").unwrap_or("true"),
+            )?,
+            mcp_allowed_hosts: {
+                let hosts = list(raw.get("MCP_ALLOWED_HOSTS"));
+                if hosts.is_empty() {
+                    vec!["localhost".into(), "127.0.0.1".into(), "[::1]".into()]
+                } else {
+                    hosts
+                }
+            },
+            data_dir: PathBuf::from(raw.get("DATA_DIR").unwrap_or("./data")),
+            state_backend,
+            mail_provider,
+            local_mbox: PathBuf::from(raw.get("LOCAL_MBOX").unwrap_or("data/sample/inbox.mbox")),
+            local_ics: PathBuf::from(raw.get("LOCAL_ICS").unwrap_or("data/sample/calendar.ics")),
+            smtp_url: secret("SMTP_URL"),
+            google_token_file: PathBuf::from(raw.get("GOOGLE_TOKEN_FILE").unwrap_or("token.json")),
+            google_client_secret_file: PathBuf::from(
+                raw.get("GOOGLE_CLIENT_SECRET_FILE")
+                    .unwrap_or("client_secret.json"),
+            ),
+            google_api_base_url: http_url(
+                "GOOGLE_API_BASE_URL",
+                raw.get("GOOGLE_API_BASE_URL").unwrap_or(GOOGLE_API_DEFAULT),
+            )?,
+            bind_addr,
+            rate_limit_per_min: per_min,
+            rate_limit_burst: burst,
+            unsubscribe_allow: list(raw.get("UNSUBSCRIBE_ALLOW")),
+            unsubscribe_deny: list(raw.get("UNSUBSCRIBE_DENY")),
+            unsubscribe_grace: Duration::from_secs(grace_h * 3600),
+            unsubscribe_enforce: one_of(
+                "UNSUBSCRIBE_ENFORCE",
+                raw.get("UNSUBSCRIBE_ENFORCE").unwrap_or("report"),
+                &[
+                    ("report", Enforcement::Report),
+                    ("archive", Enforcement::Archive),
+                ],
+            )?,
+            digest_cron,
+            digest_tz,
+            digest_to: raw.get("DIGEST_TO").map(str::to_owned),
+            scheduler_enabled: boolean(
+                "SCHEDULER_ENABLED",
+                raw.get("SCHEDULER_ENABLED")
+                    .unwrap_or(if binary == Binary::Api {
+                        "true"
+                    } else {
+                        "false"
+                    }),
+            )?,
+            log_format: one_of(
+                "LOG_FORMAT",
+                raw.get("LOG_FORMAT").unwrap_or("text"),
+                &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+            )?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn load(binary: Binary, pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        Settings::from_raw(binary, &RawSettings::load_from(&env(pairs))?)
+    }
+
+    #[test]
+    fn defaults_follow_the_design_contract() {
+        let s = load(Binary::Api, &[("AGENT_API_KEY", "k")]).unwrap();
+        assert_eq!(s.auth.mode, "api_key");
+        assert_eq!(s.auth.audience, "quietbox");
+        assert_eq!(s.auth.leeway, Duration::from_secs(30));
+        assert_eq!(s.auth.jwks_ttl, Duration::from_secs(600));
+        assert_eq!(s.bind_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.state_backend, StateBackend::File);
+        assert_eq!(s.mail_provider, MailProviderKind::Local);
+        assert_eq!(s.rate_limit_per_min, 30);
+        assert_eq!(s.rate_limit_burst, 5);
+        assert_eq!(s.unsubscribe_grace, Duration::from_secs(48 * 3600));
+        assert_eq!(s.digest_cron, "0 8 * * MON");
+        assert!(s.scheduler_enabled);
+        let mcp = load(Binary::Mcp, &[("AGENT_API_KEY", "k")]).unwrap();
+        assert_eq!(mcp.bind_addr.to_string(), "127.0.0.1:8082");
+        assert!(!mcp.scheduler_enabled);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_variable_and_the_accepted_values() {
+        let err = load(Binary::Api, &[("AUTH_MODE", "magic")]).unwrap_err();
+        assert_eq!(err.variable, "AUTH_MODE");
+        assert_eq!(
+            err.to_string(),
+            "AUTH_MODE: \"magic\" is not one of api_key, jwt, hybrid"
+        );
+        let err = load(
+            Binary::Api,
+            &[("AGENT_API_KEY", "k"), ("RATE_LIMIT_PER_MIN", "lots")],
+        )
+        .unwrap_err();
+        assert_eq!(err.variable, "RATE_LIMIT_PER_MIN");
+        let err = load(
+            Binary::Api,
+            &[("AGENT_API_KEY", "k"), ("DIGEST_TZ", "Mars/Olympus")],
+        )
+        .unwrap_err();
+        assert_eq!(err.variable, "DIGEST_TZ");
+    }
+
+    #[test]
+    fn api_key_mode_without_a_key_refuses_to_start() {
+        let err = load(Binary::Api, &[]).unwrap_err();
+        assert_eq!(err.variable, "AGENT_API_KEY");
+    }
+
+    #[test]
+    fn mcp_auth_mode_overrides_auth_mode_only_for_the_mcp_binary() {
+        let vars = [
+            ("AGENT_API_KEY", "k"),
+            ("MCP_AUTH_MODE", "oauth"),
+            ("MCP_OAUTH_ISSUER", "https://idp.example.com"),
+            ("MCP_RESOURCE_URL", "https://mcp.example.com/mcp"),
+        ];
+        assert_eq!(load(Binary::Mcp, &vars).unwrap().auth.mode, "oauth");
+        assert_eq!(load(Binary::Api, &vars).unwrap().auth.mode, "api_key");
+        let err = load(Binary::Mcp, &vars[..2]).unwrap_err();
+        assert_eq!(err.variable, "MCP_OAUTH_ISSUER");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let s = load(
+            Binary::Api,
+            &[
+                ("AGENT_API_KEY", "hunter2-key"),
+                ("AUTH_JWT_SECRET", "hunter2-jwt"),
+            ],
+        )
+        .unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("[redacted]"));
+    }
+
+    #[test]
+    fn environment_overrides_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("quietbox.toml");
+        std::fs::write(
+            &file,
+            "auth_mode = \"jwt\"\nAUTH_JWT_SECRET = \"s\"\nRATE_LIMIT_BURST = \"9\"\n",
+        )
+        .unwrap();
+        let path = file.to_string_lossy().into_owned();
+        let s = load(
+            Binary::Api,
+            &[("QUIETBOX_CONFIG", &path), ("RATE_LIMIT_BURST", "7")],
+        )
+        .unwrap();
+        assert_eq!(s.auth.mode, "jwt");
+        assert_eq!(s.rate_limit_burst, 7);
+        let err = load(Binary::Api, &[("QUIETBOX_CONFIG", "/nonexistent/q.toml")]).unwrap_err();
+        assert_eq!(err.variable, "QUIETBOX_CONFIG");
+    }
+
+    #[test]
+    fn postgres_backend_requires_a_database_url() {
+        let err = load(
+            Binary::Api,
+            &[("AGENT_API_KEY", "k"), ("STATE_BACKEND", "postgres")],
+        )
+        .unwrap_err();
+        assert_eq!(err.variable, "DATABASE_URL");
+    }
+}
