@@ -5,3 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod http;
+pub mod problem;
+pub mod redaction;
+pub mod telemetry;

@@ -1,0 +1,330 @@
+//! The HTTP stack every binary shares: `/health`, `/metrics`, request ids, a request log line
+//! with credentials redacted, SLO metrics, panics turned into problem+json, a body limit, a
+//! timeout, and serving with graceful shutdown.
+//!
+//! Binaries build their protocol router and pass it through [`with_common_layers`], so the
+//! three surfaces log, measure and fail the same way.
+
+use std::any::Any;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use quietbox_core::ErrorCode;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+
+use crate::problem::ApiError;
+use crate::redaction::loggable_uri;
+use crate::telemetry::metrics_handle;
+
+/// The header carrying the request id (set when the client sent none, echoed back).
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Limits of the shared stack.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// Largest accepted request body.
+    pub body_limit: usize,
+    /// Longest a request may take before it is answered 503.
+    pub timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            body_limit: 1024 * 1024,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Adds `/health`, `/metrics` and the shared layers to a protocol router.
+/// `service` names the binary in `/health`.
+pub fn with_common_layers(router: Router, service: &'static str, limits: HttpLimits) -> Router {
+    let metrics = metrics_handle();
+    router
+        .route(
+            "/health",
+            get(move || async move {
+                axum::Json(serde_json::json!({"status": "ok", "service": service}))
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || std::future::ready(metrics.render())),
+        )
+        .layer(middleware::from_fn(record_metrics))
+        .layer(DefaultBodyLimit::max(limits.body_limit))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(middleware::from_fn(log_request))
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    limits.timeout,
+                )),
+        )
+}
+
+/// `http_requests_total{endpoint,method,status}` and `http_request_duration_seconds{endpoint}`.
+/// The endpoint is the route template (`/v1/senders/{address}`), never the raw path, so a
+/// scanner cannot blow up label cardinality.
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let endpoint = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "endpoint" => endpoint.clone(), "method" => method, "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "endpoint" => endpoint)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// One line per request, written only through the redaction functions: the query string is
+/// redacted and no header value is ever logged.
+async fn log_request(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let uri = loggable_uri(request.uri());
+    let request_id = request
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let code = response
+        .extensions()
+        .get::<ErrorCode>()
+        .map(|c| c.name())
+        .unwrap_or("");
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::error!(%method, uri, status, code, latency_ms, request_id, "request");
+    } else {
+        tracing::info!(%method, uri, status, code, latency_ms, request_id, "request");
+    }
+    response
+}
+
+fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
+    // The panic message may hold request data: it is not echoed to the client.
+    tracing::error!("handler panicked");
+    ApiError::new(ErrorCode::Internal, "internal error").into_response()
+}
+
+/// Binds `addr`, logs the bound address (port 0 picks a free one), and serves until SIGINT or
+/// SIGTERM, letting in-flight requests finish.
+pub async fn serve(router: Router, addr: SocketAddr, service: &str) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    tracing::info!(service, addr = %local, "listening on {local}");
+    // Printed as well, so that scripts and test harnesses can read the port without parsing logs.
+    println!("listening on {local}");
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request as HttpRequest;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use crate::problem::AppJson;
+
+    fn app() -> Router {
+        let router = Router::new()
+            .route(
+                "/echo",
+                axum::routing::post(
+                    |AppJson(v): AppJson<serde_json::Value>| async move { AppJson(v) },
+                ),
+            )
+            .route("/boom", get(boom))
+            .route("/items/{id}", get(|| async { "item" }));
+        with_common_layers(
+            router,
+            "test",
+            HttpLimits {
+                body_limit: 64,
+                timeout: Duration::from_secs(5),
+            },
+        )
+    }
+
+    async fn boom() -> &'static str {
+        panic!("boom")
+    }
+
+    async fn body_json(response: Response) -> serde_json::Value {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn health_answers_without_credentials_and_gets_a_request_id() {
+        let response = app()
+            .oneshot(HttpRequest::get("/health").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response.headers().contains_key("x-request-id"));
+        assert_eq!(body_json(response).await["status"], "ok");
+    }
+
+    #[tokio::test]
+    async fn a_client_request_id_is_echoed_back() {
+        let response = app()
+            .oneshot(
+                HttpRequest::get("/health")
+                    .header("x-request-id", "abc-123")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["x-request-id"], "abc-123");
+    }
+
+    #[tokio::test]
+    async fn malformed_json_is_a_400_problem() {
+        let response = app()
+            .oneshot(
+                HttpRequest::post("/echo")
+                    .header("content-type", "application/json")
+                    .body(Body::from("{not json"))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        let body = body_json(response).await;
+        assert_eq!(body["code"], "malformed_body");
+        assert_eq!(body["status"], 400);
+    }
+
+    #[tokio::test]
+    async fn an_oversized_body_is_a_413_problem() {
+        let big = format!("{{\"x\":\"{}\"}}", "a".repeat(500));
+        let response = app()
+            .oneshot(
+                HttpRequest::post("/echo")
+                    .header("content-type", "application/json")
+                    .body(Body::from(big))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(body_json(response).await["code"], "payload_too_large");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_becomes_a_500_problem() {
+        let response = app()
+            .oneshot(HttpRequest::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        let body = body_json(response).await;
+        assert_eq!(body["code"], "internal");
+        assert!(
+            !body.to_string().contains("boom"),
+            "panic text must not leak: {body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn metrics_use_the_route_template_as_endpoint() {
+        let app = app();
+        app.clone()
+            .oneshot(
+                HttpRequest::get("/items/secret-looking-id")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let response = app
+            .oneshot(HttpRequest::get("/metrics").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let text = String::from_utf8(
+            response
+                .into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec(),
+        )
+        .unwrap();
+        assert!(
+            text.contains(
+                "http_requests_total{endpoint=\"/items/{id}\",method=\"GET\",status=\"200\"}"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("http_request_duration_seconds_bucket{endpoint=\"/items/{id}\""),
+            "{text}"
+        );
+        assert!(!text.contains("secret-looking-id"));
+    }
+}
