@@ -47,7 +47,7 @@ pub fn is_sensitive_query_key(key: &str) -> bool {
 /// The query string with the values of sensitive keys replaced by [`REDACTED`].
 /// Keys are matched after percent-decoding, so `%74oken=` is caught too.
 pub fn redact_query(query: &str) -> Cow<'_, str> {
-    if !query.split('&').any(|pair| sensitive_pair(pair)) {
+    if !query.split('&').any(sensitive_pair) {
         return Cow::Borrowed(query);
     }
     let parts: Vec<String> = query
