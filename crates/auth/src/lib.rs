@@ -1,1 +1,68 @@
-//! Reusable authentication and authorization for HTTP services.
+//! Reusable authentication and authorization for HTTP services: an API key, JWTs (HS256 or a
+//! JWKS), an OAuth 2.1 resource-server mode, five scopes, per-tenant rate limits, and an optional
+//! axum layer. It depends on no other quietbox crate, so any service can use it alone.
+//!
+//! # Main types
+//! - [`AuthConfig`] → [`Authenticator`]: the one framework-free entry point,
+//!   `authenticate(&HeaderMap) -> Result<Principal, AuthError>`.
+//! - [`Principal`]: subject, tenant, [`ScopeSet`], [`AuthMethod`]; `require(Scope)` gives a 403.
+//! - [`AuthError`]: 401 (with a [`Reason`] label), 403 (naming the scope) or 429.
+//! - [`RateLimiter`]: GCRA per (tenant, operation).
+//! - [`http`] (feature `axum`, on by default): [`http::AuthLayer`], the [`http::Authorized`]
+//!   extractor that states a route's scope in its type, and problem+json rejections.
+//!
+//! # Example
+//! ```
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use quietbox_auth::{AuthConfig, AuthMode, Authenticator, Scope, Secret};
+//!
+//! let mut config = AuthConfig::new(AuthMode::ApiKey);
+//! config.api_key = Some(Secret::new("a-long-random-key"));
+//! let auth = Authenticator::new(config).await?;
+//!
+//! let mut headers = http::HeaderMap::new();
+//! headers.insert("x-api-key", "a-long-random-key".parse()?);
+//! let principal = auth.authorize(&headers, Scope::MailScan).await?;
+//! assert_eq!(principal.tenant, "default");
+//! # Ok(()) }
+//! ```
+//!
+//! # Decisions
+//! - The algorithm is pinned by the key, never taken from the token: the HS256 secret verifies
+//!   only HS256 and each JWKS key only its own algorithm, so `alg: none` and HS256 signed with an
+//!   RSA public key fail before any signature check.
+//! - The JWKS cache refetches at most once per cool-down whatever the cause (unknown `kid`, TTL,
+//!   failing endpoint), with concurrent callers sharing one fetch, and serves stale keys while the
+//!   endpoint is down: a `kid` flood cannot hammer the identity provider, and an outage of the
+//!   provider is not an outage of the service.
+//! - Tokens over 8 KiB are refused before decoding; the API key is compared in constant time.
+//! - Metrics go through the `metrics` facade (`jwt_verify_errors_total{reason}`,
+//!   `rate_limited_total{operation}`), so the host service picks the exporter.
+#![warn(missing_docs)]
+// Library code never unwraps; tests may.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+mod api_key;
+mod authenticator;
+mod error;
+pub mod jwks;
+pub mod jwt;
+mod mode;
+pub mod oauth;
+mod principal;
+mod rate_limit;
+mod scopes;
+mod secret;
+
+#[cfg(feature = "axum")]
+pub mod http;
+
+pub use api_key::ApiKeyVerifier;
+pub use authenticator::{AuthConfig, Authenticator};
+pub use error::{AuthError, ConfigError, Reason};
+pub use jwks::JwksTiming;
+pub use mode::{AuthMode, UnknownMode};
+pub use principal::{AuthMethod, Principal};
+pub use rate_limit::RateLimiter;
+pub use scopes::{Scope, ScopeSet, UnknownScope};
+pub use secret::Secret;

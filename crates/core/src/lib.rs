@@ -8,6 +8,8 @@
 //! **API Boundary:** the port traits ([`store::StateStore`] and friends) are implemented by other
 //! crates; change them through an issue.
 #![warn(missing_docs)]
+// Library code never unwraps; tests may.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod error;
 pub mod ports;

@@ -3,6 +3,8 @@
 //! providers and state, HTTP plumbing (request ids, redaction, timeouts, problem+json), telemetry
 //! and metrics, and graceful shutdown. It keeps `bins/*` down to flag parsing and a call in here.
 #![warn(missing_docs)]
+// Library code never unwraps; tests may.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;
 pub mod http;

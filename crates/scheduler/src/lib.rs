@@ -14,6 +14,8 @@
 //!   does not send a digest the moment it starts).
 //! - Time comes from core's `Clock` port, so tests drive [`Scheduler::tick`] without sleeping.
 #![warn(missing_docs)]
+// Library code never unwraps; tests may.
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 use std::str::FromStr;
 use std::sync::Arc;

@@ -1,0 +1,283 @@
+//! The one entry point: headers in, [`Principal`] or [`AuthError`] out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
+use jsonwebtoken::DecodingKey;
+
+use crate::api_key::ApiKeyVerifier;
+use crate::error::{AuthError, ConfigError, Reason};
+use crate::jwks::{JwksCache, JwksTiming};
+use crate::jwt::{ClaimRules, JwtVerifier, KeySources};
+use crate::mode::AuthMode;
+use crate::oauth::{ProtectedResourceMetadata, discover, resource_metadata_url};
+use crate::principal::{AuthMethod, Principal};
+use crate::scopes::Scope;
+use crate::secret::Secret;
+
+/// Plain settings of an [`Authenticator`]; a service maps its configuration onto this.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// The mode.
+    pub mode: AuthMode,
+    /// The shared API key (`api_key`, `hybrid`).
+    pub api_key: Option<Secret>,
+    /// The HS256 secret (`jwt`, `hybrid`).
+    pub jwt_secret: Option<Secret>,
+    /// A JWKS URL (`jwt`, `hybrid`).
+    pub jwks_url: Option<String>,
+    /// Required `iss` (`jwt`, `hybrid`; in `oauth` the issuer is `oauth_issuer`).
+    pub issuer: Option<String>,
+    /// Required `aud` (`jwt`, `hybrid`; in `oauth` the audience is `resource_url`).
+    pub audience: Option<String>,
+    /// Clock skew for `exp`/`nbf`.
+    pub leeway: Duration,
+    /// JWKS cache timing.
+    pub jwks: JwksTiming,
+    /// The claim naming the tenant (falls back to `sub`).
+    pub tenant_claim: String,
+    /// Authorization server (`oauth`).
+    pub oauth_issuer: Option<String>,
+    /// This resource's canonical URL (`oauth`).
+    pub resource_url: Option<String>,
+}
+
+impl AuthConfig {
+    /// Defaults of the design contract for `mode`: audience `quietbox`, 30 s leeway, JWKS cached
+    /// 600 s, refetch cool-down 30 s, tenant from the `tenant` claim.
+    pub fn new(mode: AuthMode) -> Self {
+        AuthConfig {
+            mode,
+            api_key: None,
+            jwt_secret: None,
+            jwks_url: None,
+            issuer: None,
+            audience: Some("quietbox".to_owned()),
+            leeway: Duration::from_secs(30),
+            jwks: JwksTiming::default(),
+            tenant_claim: "tenant".to_owned(),
+            oauth_issuer: None,
+            resource_url: None,
+        }
+    }
+}
+
+/// Checks credentials according to one [`AuthConfig`].
+#[derive(Debug, Clone)]
+pub struct Authenticator {
+    mode: AuthMode,
+    api_key: Option<ApiKeyVerifier>,
+    jwt: Option<JwtVerifier>,
+    resource: Option<(ProtectedResourceMetadata, String)>,
+}
+
+impl Authenticator {
+    /// Builds an authenticator, refusing incomplete settings (an empty API key, `jwt` mode with
+    /// no key source, `oauth` without issuer or resource). In `oauth` mode this fetches the
+    /// issuer's metadata to find its `jwks_uri`.
+    pub async fn new(config: AuthConfig) -> Result<Self, ConfigError> {
+        Self::with_client(config, default_client()).await
+    }
+
+    /// Like [`Authenticator::new`], with the HTTP client used for discovery and JWKS.
+    pub async fn with_client(
+        config: AuthConfig,
+        client: reqwest::Client,
+    ) -> Result<Self, ConfigError> {
+        let mode = config.mode;
+        let api_key = if mode.uses_api_key() {
+            let key = config
+                .api_key
+                .clone()
+                .ok_or(ConfigError::Missing("AGENT_API_KEY", mode.as_str()))?;
+            Some(
+                ApiKeyVerifier::new(key)
+                    .ok_or(ConfigError::Missing("AGENT_API_KEY", mode.as_str()))?,
+            )
+        } else {
+            None
+        };
+        let (jwt, resource) = match mode {
+            AuthMode::ApiKey => (None, None),
+            AuthMode::Jwt | AuthMode::Hybrid => {
+                let hs256 = match &config.jwt_secret {
+                    Some(secret) if !secret.is_blank() => Some(Arc::new(DecodingKey::from_secret(
+                        secret.expose().as_bytes(),
+                    ))),
+                    Some(_) => return Err(ConfigError::Missing("AUTH_JWT_SECRET", mode.as_str())),
+                    None => None,
+                };
+                let jwks = config
+                    .jwks_url
+                    .as_ref()
+                    .map(|url| JwksCache::new(url.clone(), client.clone(), config.jwks));
+                if hs256.is_none() && jwks.is_none() {
+                    return Err(ConfigError::Missing(
+                        "AUTH_JWT_SECRET or AUTH_JWKS_URL",
+                        mode.as_str(),
+                    ));
+                }
+                let rules = ClaimRules {
+                    issuer: config.issuer.clone(),
+                    audience: config.audience.clone(),
+                    leeway: config.leeway,
+                    tenant_claim: config.tenant_claim.clone(),
+                    method: AuthMethod::Jwt,
+                };
+                (
+                    Some(JwtVerifier::new(KeySources { hs256, jwks }, rules)),
+                    None,
+                )
+            }
+            AuthMode::OAuth => {
+                let issuer = config
+                    .oauth_issuer
+                    .clone()
+                    .ok_or(ConfigError::Missing("MCP_OAUTH_ISSUER", "oauth"))?;
+                let resource_url = config
+                    .resource_url
+                    .clone()
+                    .ok_or(ConfigError::Missing("MCP_RESOURCE_URL", "oauth"))?;
+                let metadata_url = resource_metadata_url(&resource_url)?;
+                let discovered = discover(&client, &issuer).await?;
+                let jwks = JwksCache::new(discovered.jwks_uri, client.clone(), config.jwks);
+                let rules = ClaimRules {
+                    issuer: Some(issuer.clone()),
+                    // RFC 8707: a token is accepted only when minted for this resource.
+                    audience: Some(resource_url.clone()),
+                    leeway: config.leeway,
+                    tenant_claim: config.tenant_claim.clone(),
+                    method: AuthMethod::OAuth,
+                };
+                let verifier = JwtVerifier::new(
+                    KeySources {
+                        hs256: None,
+                        jwks: Some(jwks),
+                    },
+                    rules,
+                );
+                let document = ProtectedResourceMetadata::new(&resource_url, &issuer);
+                (Some(verifier), Some((document, metadata_url)))
+            }
+        };
+        Ok(Authenticator {
+            mode,
+            api_key,
+            jwt,
+            resource,
+        })
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> AuthMode {
+        self.mode
+    }
+
+    /// Authenticates a request from its headers. JWT failures are counted in
+    /// `jwt_verify_errors_total{reason}`.
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        let api_key_header = header_str(headers, "x-api-key")?;
+        let bearer = bearer_token(headers)?;
+        if let Some(verifier) = &self.api_key {
+            if let Some(key) = api_key_header {
+                return if verifier.verify(key) {
+                    Ok(Principal::api_key())
+                } else {
+                    Err(AuthError::Unauthenticated(Reason::BadApiKey))
+                };
+            }
+            // In api_key mode a bearer value is the key; in hybrid it is the key when it
+            // matches, and otherwise a JWT.
+            if let Some(token) = bearer {
+                if verifier.verify(token) {
+                    return Ok(Principal::api_key());
+                }
+                if self.jwt.is_none() {
+                    return Err(AuthError::Unauthenticated(Reason::BadApiKey));
+                }
+            }
+        }
+        let Some(verifier) = &self.jwt else {
+            return Err(AuthError::Unauthenticated(Reason::Missing));
+        };
+        let Some(token) = bearer else {
+            return Err(AuthError::Unauthenticated(Reason::Missing));
+        };
+        verifier.verify(token).await.map_err(|reason| {
+            metrics::counter!("jwt_verify_errors_total", "reason" => reason.as_str()).increment(1);
+            AuthError::Unauthenticated(reason)
+        })
+    }
+
+    /// Authenticates, then requires `scope`.
+    pub async fn authorize(
+        &self,
+        headers: &HeaderMap,
+        scope: Scope,
+    ) -> Result<Principal, AuthError> {
+        let principal = self.authenticate(headers).await?;
+        principal.require(scope)?;
+        Ok(principal)
+    }
+
+    /// The RFC 9728 document (`oauth` mode only).
+    pub fn protected_resource_metadata(&self) -> Option<&ProtectedResourceMetadata> {
+        self.resource.as_ref().map(|(doc, _)| doc)
+    }
+
+    /// The `WWW-Authenticate` value for a refusal: in `oauth` mode it points to the
+    /// protected-resource metadata (and names the scope when known); a 403 carries
+    /// `error="insufficient_scope"`. `None` for 429.
+    pub fn challenge(&self, error: &AuthError) -> Option<String> {
+        let mut params = Vec::new();
+        match &self.resource {
+            Some((_, metadata_url)) => params.push(format!("resource_metadata=\"{metadata_url}\"")),
+            None => params.push("realm=\"quietbox\"".to_owned()),
+        }
+        match error {
+            AuthError::Unauthenticated(Reason::Missing) => {}
+            AuthError::Unauthenticated(reason) => {
+                params.push("error=\"invalid_token\"".to_owned());
+                params.push(format!("error_description=\"{}\"", reason.as_str()));
+            }
+            AuthError::Forbidden(scope) => {
+                params.push("error=\"insufficient_scope\"".to_owned());
+                params.push(format!("scope=\"{scope}\""));
+            }
+            AuthError::RateLimited { .. } => return None,
+        }
+        Some(format!("Bearer {}", params.join(", ")))
+    }
+}
+
+fn default_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_default()
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, AuthError> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .map(|v| Some(v.trim()))
+            .map_err(|_| AuthError::Unauthenticated(Reason::Malformed)),
+    }
+}
+
+fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
+    let Some(value) = header_str(headers, AUTHORIZATION.as_str())? else {
+        return Ok(None);
+    };
+    let Some((scheme, token)) = value.split_once(' ') else {
+        return Err(AuthError::Unauthenticated(Reason::Malformed));
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(AuthError::Unauthenticated(Reason::Malformed));
+    }
+    Ok(Some(token.trim()))
+}

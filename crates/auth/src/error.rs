@@ -1,0 +1,152 @@
+//! Why a request was refused, and why an authenticator could not be built.
+//!
+//! [`AuthError`] separates 401 (no or invalid credential) from 403 (valid credential, scope
+//! missing) and 429 (rate limited). Each 401 carries a stable [`Reason`] label, which is also the
+//! `reason` label of `jwt_verify_errors_total`. No variant holds a credential.
+
+use std::time::Duration;
+
+use crate::scopes::Scope;
+
+/// Why a credential was not accepted (the `reason` metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// No credential at all.
+    Missing,
+    /// Not a well-formed credential or token.
+    Malformed,
+    /// The API key does not match.
+    BadApiKey,
+    /// `exp` is past (beyond leeway).
+    Expired,
+    /// `nbf` is in the future (beyond leeway).
+    NotYetValid,
+    /// The signature does not verify.
+    BadSignature,
+    /// `aud` is not the expected audience.
+    WrongAudience,
+    /// `iss` is not the expected issuer.
+    WrongIssuer,
+    /// No key with the token's `kid`.
+    UnknownKid,
+    /// The token is larger than the limit; it was not decoded.
+    TooLarge,
+    /// The token's algorithm is not the one its key allows (`none`, HS256 with an RSA key…).
+    BadAlgorithm,
+    /// The JWKS could not be fetched and no usable cached keys remain.
+    JwksUnavailable,
+    /// A required claim (`exp`, `sub`) is missing.
+    MissingClaim,
+}
+
+impl Reason {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Missing => "missing",
+            Reason::Malformed => "malformed",
+            Reason::BadApiKey => "bad_api_key",
+            Reason::Expired => "expired",
+            Reason::NotYetValid => "not_yet_valid",
+            Reason::BadSignature => "bad_signature",
+            Reason::WrongAudience => "wrong_audience",
+            Reason::WrongIssuer => "wrong_issuer",
+            Reason::UnknownKid => "unknown_kid",
+            Reason::TooLarge => "too_large",
+            Reason::BadAlgorithm => "bad_algorithm",
+            Reason::JwksUnavailable => "jwks_unavailable",
+            Reason::MissingClaim => "missing_claim",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Reason::Missing => "no credential was presented",
+            Reason::Malformed => "the credential is malformed",
+            Reason::BadApiKey => "the API key is not valid",
+            Reason::Expired => "the token has expired",
+            Reason::NotYetValid => "the token is not valid yet",
+            Reason::BadSignature => "the token signature is invalid",
+            Reason::WrongAudience => "the token is not meant for this service (audience)",
+            Reason::WrongIssuer => "the token comes from an untrusted issuer",
+            Reason::UnknownKid => "the token's signing key is unknown",
+            Reason::TooLarge => "the token is too large",
+            Reason::BadAlgorithm => "the token's algorithm is not accepted",
+            Reason::JwksUnavailable => "the signing keys cannot be fetched right now",
+            Reason::MissingClaim => "the token lacks a required claim",
+        }
+    }
+}
+
+/// A refused request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// 401: no valid credential.
+    #[error("unauthenticated: {}", .0.describe())]
+    Unauthenticated(Reason),
+    /// 403: valid credential without the scope.
+    #[error("missing scope {0}")]
+    Forbidden(Scope),
+    /// 429: too many requests for this tenant and operation.
+    #[error("rate limited on {operation}; retry in {retry_after:?}")]
+    RateLimited {
+        /// The limited operation.
+        operation: String,
+        /// How long to wait.
+        retry_after: Duration,
+    },
+}
+
+impl AuthError {
+    /// A 403 for a missing scope.
+    pub fn missing_scope(scope: Scope) -> Self {
+        AuthError::Forbidden(scope)
+    }
+
+    /// The HTTP status: 401, 403 or 429.
+    pub fn status(&self) -> u16 {
+        match self {
+            AuthError::Unauthenticated(_) => 401,
+            AuthError::Forbidden(_) => 403,
+            AuthError::RateLimited { .. } => 429,
+        }
+    }
+
+    /// A stable label: the 401 reason, `insufficient_scope` or `rate_limited`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Unauthenticated(reason) => reason.as_str(),
+            AuthError::Forbidden(_) => "insufficient_scope",
+            AuthError::RateLimited { .. } => "rate_limited",
+        }
+    }
+
+    /// The error code shared with the rest of quietbox (`unauthenticated`,
+    /// `insufficient_scope`, `rate_limited`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::Unauthenticated(_) => "unauthenticated",
+            AuthError::Forbidden(_) => "insufficient_scope",
+            AuthError::RateLimited { .. } => "rate_limited",
+        }
+    }
+}
+
+/// Why an [`Authenticator`](crate::Authenticator) could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required setting is missing or empty.
+    #[error("{0} is required for auth mode {1}")]
+    Missing(&'static str, &'static str),
+    /// A setting has an unusable value.
+    #[error("{0}: {1}")]
+    Invalid(&'static str, String),
+    /// OAuth metadata discovery failed.
+    #[error("could not discover the authorization server metadata at {url}: {detail}")]
+    Discovery {
+        /// The issuer URL tried.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
+}

@@ -1,0 +1,264 @@
+//! A JWKS cache that a `kid` flood cannot turn against the identity provider.
+//!
+//! - Keys are cached for the TTL (`AUTH_JWKS_TTL_S`, 600 s by default).
+//! - A token with an unknown `kid` triggers at most one refetch per cool-down (30 s), and
+//!   concurrent misses share that one fetch (single flight behind a mutex).
+//! - When a refetch fails, the keys already cached keep serving past their TTL for a bounded
+//!   grace period (stale-on-error), logged and counted in `jwks_stale_served_total`.
+//! - Each key's algorithm comes from the key itself (RSA → RS256 unless the JWK names RS384/RS512,
+//!   P-256 → ES256, Ed25519 → EdDSA). Symmetric (`oct`) keys are refused: a JWKS never makes HS256
+//!   possible.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use tokio::sync::{Mutex, RwLock};
+use tokio::time::Instant;
+
+use crate::error::Reason;
+
+/// Largest JWKS document accepted.
+const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+/// A verification key with the one algorithm it may verify.
+#[derive(Clone)]
+pub struct VerificationKey {
+    /// The key.
+    pub key: DecodingKey,
+    /// The only algorithm this key verifies.
+    pub algorithm: Algorithm,
+}
+
+impl std::fmt::Debug for VerificationKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerificationKey")
+            .field("algorithm", &self.algorithm)
+            .finish()
+    }
+}
+
+/// Timing knobs of the cache.
+#[derive(Debug, Clone, Copy)]
+pub struct JwksTiming {
+    /// How long fetched keys are fresh.
+    pub ttl: Duration,
+    /// Least time between two refetches caused by unknown `kid`s.
+    pub refetch_cooldown: Duration,
+    /// How long past the TTL cached keys keep serving while the endpoint fails.
+    pub stale_grace: Duration,
+}
+
+impl Default for JwksTiming {
+    fn default() -> Self {
+        JwksTiming {
+            ttl: Duration::from_secs(600),
+            refetch_cooldown: Duration::from_secs(30),
+            stale_grace: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Cached {
+    keys: HashMap<String, VerificationKey>,
+    fetched_at: Option<Instant>,
+    last_attempt: Option<Instant>,
+}
+
+/// Fetches and caches one JWKS URL.
+pub struct JwksCache {
+    url: String,
+    client: reqwest::Client,
+    timing: JwksTiming,
+    cached: RwLock<Cached>,
+    // Single flight: only the holder of this lock fetches.
+    fetch_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for JwksCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwksCache")
+            .field("url", &self.url)
+            .field("timing", &self.timing)
+            .finish()
+    }
+}
+
+impl JwksCache {
+    /// A cache of `url`; nothing is fetched until a key is needed.
+    pub fn new(url: impl Into<String>, client: reqwest::Client, timing: JwksTiming) -> Arc<Self> {
+        Arc::new(JwksCache {
+            url: url.into(),
+            client,
+            timing,
+            cached: RwLock::new(Cached::default()),
+            fetch_lock: Mutex::new(()),
+        })
+    }
+
+    /// The key for `kid` (or, when the token has no `kid`, the only key of the set).
+    pub async fn key(&self, kid: Option<&str>) -> Result<VerificationKey, Reason> {
+        let now = Instant::now();
+        {
+            let cached = self.cached.read().await;
+            let fresh = cached
+                .fetched_at
+                .is_some_and(|t| now.duration_since(t) < self.timing.ttl);
+            if fresh {
+                if let Some(key) = lookup(&cached.keys, kid) {
+                    return Ok(key);
+                }
+                // Fresh keys but unknown kid: refetch only if the cool-down allows.
+                let cooling = cached
+                    .last_attempt
+                    .is_some_and(|t| now.duration_since(t) < self.timing.refetch_cooldown);
+                if cooling {
+                    return Err(Reason::UnknownKid);
+                }
+            }
+        }
+        self.refresh(now).await;
+        let cached = self.cached.read().await;
+        if let Some(key) = lookup(&cached.keys, kid) {
+            let usable = cached.fetched_at.is_some_and(|t| {
+                Instant::now().duration_since(t) < self.timing.ttl + self.timing.stale_grace
+            });
+            return if usable {
+                Ok(key)
+            } else {
+                Err(Reason::JwksUnavailable)
+            };
+        }
+        if cached.fetched_at.is_none() {
+            Err(Reason::JwksUnavailable)
+        } else {
+            Err(Reason::UnknownKid)
+        }
+    }
+
+    /// Fetches unless an attempt was made within the cool-down (or while we waited for the
+    /// lock). A failure keeps the old keys.
+    async fn refresh(&self, wanted_at: Instant) {
+        let _guard = self.fetch_lock.lock().await;
+        {
+            let cached = self.cached.read().await;
+            // Someone fetched while we queued, or fetched recently: one fetch per cool-down,
+            // whether the cause is a kid miss, an expired TTL or a failing endpoint.
+            let recent = cached.last_attempt.is_some_and(|t| {
+                t >= wanted_at || wanted_at.duration_since(t) < self.timing.refetch_cooldown
+            });
+            if recent {
+                return;
+            }
+        }
+        let result = self.fetch().await;
+        let mut cached = self.cached.write().await;
+        cached.last_attempt = Some(Instant::now());
+        match result {
+            Ok(keys) => {
+                cached.keys = keys;
+                cached.fetched_at = Some(Instant::now());
+            }
+            Err(detail) => {
+                metrics::counter!("jwks_fetch_errors_total").increment(1);
+                if cached.keys.is_empty() {
+                    tracing::warn!(url = %self.url, detail, "JWKS fetch failed and no keys are cached");
+                } else {
+                    metrics::counter!("jwks_stale_served_total").increment(1);
+                    tracing::warn!(url = %self.url, detail, "JWKS fetch failed; serving cached keys");
+                }
+            }
+        }
+    }
+
+    async fn fetch(&self) -> Result<HashMap<String, VerificationKey>, String> {
+        let response = self
+            .client
+            .get(&self.url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("status {}", response.status()));
+        }
+        let body = response.bytes().await.map_err(|e| e.to_string())?;
+        if body.len() > MAX_JWKS_BYTES {
+            return Err(format!("JWKS larger than {MAX_JWKS_BYTES} bytes"));
+        }
+        parse_jwks(&body)
+    }
+}
+
+fn lookup(keys: &HashMap<String, VerificationKey>, kid: Option<&str>) -> Option<VerificationKey> {
+    match kid {
+        Some(kid) => keys.get(kid).cloned(),
+        None if keys.len() == 1 => keys.values().next().cloned(),
+        None => None,
+    }
+}
+
+/// Parses a JWKS document into usable keys, skipping keys it cannot use.
+pub fn parse_jwks(body: &[u8]) -> Result<HashMap<String, VerificationKey>, String> {
+    let set: JwkSet = serde_json::from_slice(body).map_err(|e| format!("not a JWKS: {e}"))?;
+    let mut keys = HashMap::new();
+    for (index, jwk) in set.keys.iter().enumerate() {
+        let Some(algorithm) = key_algorithm(jwk) else {
+            continue;
+        };
+        let Ok(key) = DecodingKey::from_jwk(jwk) else {
+            continue;
+        };
+        let kid = jwk
+            .common
+            .key_id
+            .clone()
+            .unwrap_or_else(|| format!("#{index}"));
+        keys.insert(kid, VerificationKey { key, algorithm });
+    }
+    Ok(keys)
+}
+
+/// The one algorithm a JWK may verify, or `None` for keys quietbox refuses.
+fn key_algorithm(jwk: &Jwk) -> Option<Algorithm> {
+    let declared = jwk.common.key_algorithm;
+    match &jwk.algorithm {
+        AlgorithmParameters::RSA(_) => match declared {
+            None | Some(KeyAlgorithm::RS256) => Some(Algorithm::RS256),
+            Some(KeyAlgorithm::RS384) => Some(Algorithm::RS384),
+            Some(KeyAlgorithm::RS512) => Some(Algorithm::RS512),
+            Some(KeyAlgorithm::PS256) => Some(Algorithm::PS256),
+            _ => None,
+        },
+        AlgorithmParameters::EllipticCurve(params) => match (params.curve.clone(), declared) {
+            (EllipticCurve::P256, None | Some(KeyAlgorithm::ES256)) => Some(Algorithm::ES256),
+            (EllipticCurve::P384, None | Some(KeyAlgorithm::ES384)) => Some(Algorithm::ES384),
+            _ => None,
+        },
+        AlgorithmParameters::OctetKeyPair(params) => match (params.curve.clone(), declared) {
+            (EllipticCurve::Ed25519, None | Some(KeyAlgorithm::EdDSA)) => Some(Algorithm::EdDSA),
+            _ => None,
+        },
+        // Symmetric keys in a JWKS would let anyone holding the document sign tokens.
+        AlgorithmParameters::OctetKey(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symmetric_keys_in_a_jwks_are_refused() {
+        let body = br#"{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0"}]}"#;
+        assert!(parse_jwks(body).unwrap().is_empty());
+    }
+
+    #[test]
+    fn garbage_is_not_a_jwks() {
+        assert!(parse_jwks(b"<html>").is_err());
+    }
+}

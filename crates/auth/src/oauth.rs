@@ -1,0 +1,133 @@
+//! OAuth 2.1 resource-server pieces: authorization-server metadata discovery (RFC 8414, with the
+//! OpenID Connect discovery document as fallback), the protected-resource metadata document
+//! (RFC 9728), and the `WWW-Authenticate` challenges that point clients to it.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::error::ConfigError;
+use crate::scopes::Scope;
+
+/// The path of the RFC 9728 document.
+pub const PROTECTED_RESOURCE_PATH: &str = "/.well-known/oauth-protected-resource";
+
+/// What quietbox needs from the authorization server's metadata.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthorizationServerMetadata {
+    /// The issuer identifier (must equal the configured issuer).
+    pub issuer: String,
+    /// Where its signing keys are.
+    pub jwks_uri: String,
+}
+
+/// The RFC 9728 protected-resource metadata document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtectedResourceMetadata {
+    /// This resource's identifier (`MCP_RESOURCE_URL`).
+    pub resource: String,
+    /// Authorization servers that issue tokens for it.
+    pub authorization_servers: Vec<String>,
+    /// Scopes it understands.
+    pub scopes_supported: Vec<String>,
+    /// How to present tokens.
+    pub bearer_methods_supported: Vec<String>,
+}
+
+impl ProtectedResourceMetadata {
+    /// The document for `resource`, protected by `issuer`.
+    pub fn new(resource: &str, issuer: &str) -> Self {
+        ProtectedResourceMetadata {
+            resource: resource.to_owned(),
+            authorization_servers: vec![issuer.to_owned()],
+            scopes_supported: Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect(),
+            bearer_methods_supported: vec!["header".to_owned()],
+        }
+    }
+}
+
+/// `<origin of resource>/.well-known/oauth-protected-resource`, as the MCP authorization spec
+/// asks servers to advertise in their 401 challenge.
+pub fn resource_metadata_url(resource: &str) -> Result<String, ConfigError> {
+    let url = Url::parse(resource)
+        .map_err(|e| ConfigError::Invalid("MCP_RESOURCE_URL", format!("{resource:?}: {e}")))?;
+    let origin = url.origin().ascii_serialization();
+    Ok(format!("{origin}{PROTECTED_RESOURCE_PATH}"))
+}
+
+/// Fetches the issuer's metadata: RFC 8414 first, then OpenID discovery. The document's `issuer`
+/// must equal the configured one (RFC 8414 §3.3), or a look-alike server could redirect trust.
+pub async fn discover(
+    client: &reqwest::Client,
+    issuer: &str,
+) -> Result<AuthorizationServerMetadata, ConfigError> {
+    let base = Url::parse(issuer).map_err(|e| ConfigError::Discovery {
+        url: issuer.to_owned(),
+        detail: e.to_string(),
+    })?;
+    let path = base.path().trim_end_matches('/');
+    let origin = base.origin().ascii_serialization();
+    let candidates = [
+        format!("{origin}/.well-known/oauth-authorization-server{path}"),
+        format!("{origin}{path}/.well-known/openid-configuration"),
+    ];
+    let mut last_error = String::from("no metadata document found");
+    for candidate in candidates {
+        match fetch_metadata(client, &candidate).await {
+            Ok(metadata) => {
+                if metadata.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
+                    return Err(ConfigError::Discovery {
+                        url: candidate,
+                        detail: format!("metadata names issuer {:?}", metadata.issuer),
+                    });
+                }
+                return Ok(metadata);
+            }
+            Err(error) => last_error = format!("{candidate}: {error}"),
+        }
+    }
+    Err(ConfigError::Discovery {
+        url: issuer.to_owned(),
+        detail: last_error,
+    })
+}
+
+async fn fetch_metadata(
+    client: &reqwest::Client,
+    url: &str,
+) -> Result<AuthorizationServerMetadata, String> {
+    let response = client
+        .get(url)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("status {}", response.status()));
+    }
+    response.json().await.map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_url_uses_the_origin_of_the_resource() {
+        assert_eq!(
+            resource_metadata_url("https://mcp.example.com:8443/mcp").unwrap(),
+            "https://mcp.example.com:8443/.well-known/oauth-protected-resource"
+        );
+    }
+
+    #[test]
+    fn the_document_lists_the_five_scopes() {
+        let doc = ProtectedResourceMetadata::new(
+            "https://mcp.example.com/mcp",
+            "https://idp.example.com",
+        );
+        assert_eq!(doc.scopes_supported.len(), 5);
+        assert_eq!(doc.authorization_servers, vec!["https://idp.example.com"]);
+    }
+}
