@@ -3,7 +3,6 @@
 //!
 //! Run with: `cargo bench -p quietbox-auth --bench verify`
 
-
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 

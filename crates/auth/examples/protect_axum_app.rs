@@ -21,7 +21,10 @@ use quietbox_auth::http::{AuthLayer, Authorized, scope};
 use quietbox_auth::{AuthConfig, AuthMode, Authenticator, RateLimiter, Secret};
 
 async fn scan(Authorized(who, ..): Authorized<scope::MailScan>) -> String {
-    format!("scanning the inbox of {} (tenant {})\n", who.subject, who.tenant)
+    format!(
+        "scanning the inbox of {} (tenant {})\n",
+        who.subject, who.tenant
+    )
 }
 
 async fn unsubscribe(
@@ -37,7 +40,9 @@ async fn unsubscribe(
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let mode: AuthMode = env("AUTH_MODE").unwrap_or_else(|| "api_key".into()).parse()?;
+    let mode: AuthMode = env("AUTH_MODE")
+        .unwrap_or_else(|| "api_key".into())
+        .parse()?;
     let mut config = AuthConfig::new(mode);
     config.api_key = env("AGENT_API_KEY").map(Secret::new);
     config.jwt_secret = env("AUTH_JWT_SECRET").map(Secret::new);

@@ -36,8 +36,6 @@ pub struct AuthConfig {
     pub leeway: Duration,
     /// JWKS cache timing.
     pub jwks: JwksTiming,
-    /// The claim naming the tenant (falls back to `sub`).
-    pub tenant_claim: String,
     /// Authorization server (`oauth`).
     pub oauth_issuer: Option<String>,
     /// This resource's canonical URL (`oauth`).
@@ -46,7 +44,7 @@ pub struct AuthConfig {
 
 impl AuthConfig {
     /// Defaults of the design contract for `mode`: audience `quietbox`, 30 s leeway, JWKS cached
-    /// 600 s, refetch cool-down 30 s, tenant from the `tenant` claim.
+    /// 600 s, refetch cool-down 30 s. The tenant of a token is its `tenant` claim, else its `sub`.
     pub fn new(mode: AuthMode) -> Self {
         AuthConfig {
             mode,
@@ -57,7 +55,6 @@ impl AuthConfig {
             audience: Some("quietbox".to_owned()),
             leeway: Duration::from_secs(30),
             jwks: JwksTiming::default(),
-            tenant_claim: "tenant".to_owned(),
             oauth_issuer: None,
             resource_url: None,
         }
@@ -123,7 +120,6 @@ impl Authenticator {
                     issuer: config.issuer.clone(),
                     audience: config.audience.clone(),
                     leeway: config.leeway,
-                    tenant_claim: config.tenant_claim.clone(),
                     method: AuthMethod::Jwt,
                 };
                 (
@@ -148,7 +144,6 @@ impl Authenticator {
                     // RFC 8707: a token is accepted only when minted for this resource.
                     audience: Some(resource_url.clone()),
                     leeway: config.leeway,
-                    tenant_claim: config.tenant_claim.clone(),
                     method: AuthMethod::OAuth,
                 };
                 let verifier = JwtVerifier::new(

@@ -26,8 +26,8 @@ const MAX_JWKS_BYTES: usize = 256 * 1024;
 /// A verification key with the one algorithm it may verify.
 #[derive(Clone)]
 pub struct VerificationKey {
-    /// The key.
-    pub key: DecodingKey,
+    /// The key (shared: cloning a verification key must not copy key material).
+    pub key: Arc<DecodingKey>,
     /// The only algorithm this key verifies.
     pub algorithm: Algorithm,
 }
@@ -217,7 +217,13 @@ pub fn parse_jwks(body: &[u8]) -> Result<HashMap<String, VerificationKey>, Strin
             .key_id
             .clone()
             .unwrap_or_else(|| format!("#{index}"));
-        keys.insert(kid, VerificationKey { key, algorithm });
+        keys.insert(
+            kid,
+            VerificationKey {
+                key: Arc::new(key),
+                algorithm,
+            },
+        );
     }
     Ok(keys)
 }

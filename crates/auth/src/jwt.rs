@@ -50,8 +50,6 @@ pub struct ClaimRules {
     pub audience: Option<String>,
     /// Clock skew allowed for `exp` and `nbf`.
     pub leeway: Duration,
-    /// The claim naming the tenant (falls back to `sub`).
-    pub tenant_claim: String,
     /// The method recorded in the principal (`Jwt`, or `OAuth` for the resource server).
     pub method: AuthMethod,
 }
@@ -61,15 +59,27 @@ pub struct ClaimRules {
 pub struct JwtVerifier {
     keys: KeySources,
     rules: ClaimRules,
+    // Built once per algorithm: `Validation` holds sets that would be allocated per token.
+    validations: Vec<(Algorithm, Validation)>,
 }
+
+const ALGORITHMS: [Algorithm; 8] = [
+    Algorithm::HS256,
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
 
 #[derive(Deserialize)]
 struct Claims {
     sub: Option<String>,
     scope: Option<String>,
     scp: Option<ScpClaim>,
-    #[serde(flatten)]
-    rest: serde_json::Map<String, serde_json::Value>,
+    tenant: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -88,7 +98,15 @@ struct RawHeader {
 impl JwtVerifier {
     /// A verifier over the given keys and rules.
     pub fn new(keys: KeySources, rules: ClaimRules) -> Self {
-        JwtVerifier { keys, rules }
+        let validations = ALGORITHMS
+            .iter()
+            .map(|alg| (*alg, validation(*alg, &rules)))
+            .collect();
+        JwtVerifier {
+            keys,
+            rules,
+            validations,
+        }
     }
 
     /// Verifies `token` and returns its principal, or the reason it is refused.
@@ -102,19 +120,13 @@ impl JwtVerifier {
         if alg_name(key.algorithm) != alg {
             return Err(Reason::BadAlgorithm);
         }
-        let mut validation = Validation::new(key.algorithm);
-        validation.leeway = self.rules.leeway.as_secs();
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.set_required_spec_claims(&["exp"]);
-        match &self.rules.audience {
-            Some(aud) => validation.set_audience(&[aud]),
-            None => validation.validate_aud = false,
-        }
-        if let Some(iss) = &self.rules.issuer {
-            validation.set_issuer(&[iss]);
-        }
-        let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation)
+        let validation = self
+            .validations
+            .iter()
+            .find(|(a, _)| *a == key.algorithm)
+            .map(|(_, v)| v)
+            .ok_or(Reason::BadAlgorithm)?;
+        let data = jsonwebtoken::decode::<Claims>(token, &key.key, validation)
             .map_err(|e| reason_of(e.kind()))?;
         self.principal(data.claims)
     }
@@ -124,7 +136,7 @@ impl JwtVerifier {
             // HS256 only ever verifies with the configured secret, never with a JWKS key.
             return match &self.keys.hs256 {
                 Some(key) => Ok(VerificationKey {
-                    key: (**key).clone(),
+                    key: key.clone(),
                     algorithm: Algorithm::HS256,
                 }),
                 None => Err(Reason::BadAlgorithm),
@@ -166,11 +178,8 @@ impl JwtVerifier {
             None => {}
         }
         let tenant = claims
-            .rest
-            .get(&self.rules.tenant_claim)
-            .and_then(|v| v.as_str())
+            .tenant
             .filter(|t| !t.is_empty())
-            .map(str::to_owned)
             .unwrap_or_else(|| subject.clone());
         Ok(Principal {
             subject,
@@ -179,6 +188,22 @@ impl JwtVerifier {
             method: self.rules.method,
         })
     }
+}
+
+fn validation(alg: Algorithm, rules: &ClaimRules) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.leeway = rules.leeway.as_secs();
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.set_required_spec_claims(&["exp"]);
+    match &rules.audience {
+        Some(aud) => validation.set_audience(&[aud]),
+        None => validation.validate_aud = false,
+    }
+    if let Some(iss) = &rules.issuer {
+        validation.set_issuer(&[iss]);
+    }
+    validation
 }
 
 /// Reads the header without trusting it: an unknown `alg` (such as `none`) is a
