@@ -1,0 +1,99 @@
+//! Semantics both backends share, written once: when an unsubscribe may be claimed, how an
+//! attempt updates an entry, and how tasks are paged.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use quietbox_core::store::{
+    StateError, TaskPage, TaskQuery, TaskRecord, UnsubscribeAttempt, UnsubscribeEntry,
+    UnsubscribeStatus,
+};
+
+/// Largest page of tasks.
+pub const MAX_PAGE: usize = 100;
+/// Page size when the query gives none.
+pub const DEFAULT_PAGE: usize = 50;
+
+/// Whether a new attempt may take over `entry`: it failed, or its worker stopped reporting
+/// for longer than `stale_after`.
+pub fn claimable(entry: &UnsubscribeEntry, now: DateTime<Utc>, stale_after: Duration) -> bool {
+    match entry.status {
+        UnsubscribeStatus::Failed => true,
+        UnsubscribeStatus::Succeeded => false,
+        UnsubscribeStatus::InProgress => {
+            let stale = chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::MAX);
+            entry.updated_at + stale <= now
+        }
+    }
+}
+
+/// A new entry from its first attempt.
+pub fn new_entry(attempt: UnsubscribeAttempt) -> UnsubscribeEntry {
+    UnsubscribeEntry {
+        key: attempt.key.clone(),
+        status: attempt.status,
+        method: attempt.method,
+        updated_at: attempt.at,
+        attempts: vec![attempt],
+    }
+}
+
+/// Records `attempt` as the entry's latest state.
+pub fn apply_attempt(entry: &mut UnsubscribeEntry, attempt: UnsubscribeAttempt) {
+    entry.status = attempt.status;
+    entry.method = attempt.method;
+    entry.updated_at = attempt.at;
+    entry.attempts.push(attempt);
+}
+
+/// Filters, orders (newest `updated_at` first, then id) and pages tasks. The page token is the
+/// offset of the next page.
+pub fn page_tasks(mut tasks: Vec<TaskRecord>, query: &TaskQuery) -> Result<TaskPage, StateError> {
+    tasks.retain(|t| {
+        query
+            .context_id
+            .as_deref()
+            .is_none_or(|c| t.context_id == c)
+            && query.state.as_deref().is_none_or(|s| t.state == s)
+    });
+    tasks.sort_by(|a, b| {
+        b.updated_at
+            .cmp(&a.updated_at)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    let total_size = tasks.len();
+    let size = page_size(query.page_size);
+    let offset = page_offset(query.page_token.as_deref())?;
+    let page: Vec<TaskRecord> = tasks.into_iter().skip(offset).take(size).collect();
+    let next = offset + page.len();
+    Ok(TaskPage {
+        next_page_token: (next < total_size).then(|| next.to_string()),
+        tasks: page,
+        total_size,
+    })
+}
+
+/// The effective page size.
+pub fn page_size(requested: usize) -> usize {
+    match requested {
+        0 => DEFAULT_PAGE,
+        n => n.min(MAX_PAGE),
+    }
+}
+
+/// Parses a page token.
+pub fn page_offset(token: Option<&str>) -> Result<usize, StateError> {
+    match token.filter(|t| !t.is_empty()) {
+        None => Ok(0),
+        Some(t) => t
+            .parse()
+            .map_err(|_| StateError::Conflict(format!("invalid page token {t:?}"))),
+    }
+}
+
+/// A lease TTL as a chrono duration.
+pub fn chrono_ttl(ttl: Duration) -> Result<chrono::Duration, StateError> {
+    chrono::Duration::from_std(ttl)
+        .map_err(|_| StateError::Conflict("lease TTL out of range".to_owned()))
+}
