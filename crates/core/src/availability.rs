@@ -252,9 +252,11 @@ mod tests {
     #[test]
     fn a_working_day_starting_in_a_dst_gap_starts_after_the_gap() {
         // 02:30 on 2026-03-29 does not exist in Paris; the day starts at 03:00 CEST = 01:00 UTC.
-        let mut hours = WorkingHours::default();
-        hours.start = NaiveTime::from_hms_opt(2, 30, 0).unwrap();
-        hours.days = vec![Weekday::Sun];
+        let hours = WorkingHours {
+            start: NaiveTime::from_hms_opt(2, 30, 0).unwrap(),
+            days: vec![Weekday::Sun],
+            ..Default::default()
+        };
         let query = AvailabilityQuery {
             start: utc(2026, 3, 28, 12, 0),
             end: utc(2026, 3, 30, 0, 0),

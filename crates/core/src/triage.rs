@@ -87,10 +87,10 @@ pub fn classify(message: &MessageMeta) -> Triage {
         list.push("Gmail category Promotions".to_owned());
     }
     let mut automated = Vec::new();
-    if let Some(auto) = &message.auto_submitted {
-        if !auto.trim().eq_ignore_ascii_case("no") {
-            automated.push(format!("Auto-Submitted: {}", auto.trim()));
-        }
+    if let Some(auto) = &message.auto_submitted
+        && !auto.trim().eq_ignore_ascii_case("no")
+    {
+        automated.push(format!("Auto-Submitted: {}", auto.trim()));
     }
     let local = sender.local_part();
     if NO_REPLY.iter().any(|n| {
