@@ -16,11 +16,15 @@
 pub mod address;
 pub mod availability;
 pub mod candidates;
+pub mod digest;
 pub mod error;
 pub mod list_unsubscribe;
 pub mod ports;
 pub mod senders;
+pub mod service;
 pub mod store;
 pub mod triage;
+pub mod unsubscribe;
 
 pub use error::{ErrorCode, ErrorKind};
+pub use service::{CoreError, Quietbox};

@@ -1,0 +1,85 @@
+//! The digest mail: candidates rendered as text and HTML (minijinja templates; the HTML one
+//! auto-escapes, so a sender's display name cannot inject markup) in one multipart message.
+
+use chrono::{DateTime, Utc};
+use lettre::message::{Mailbox, MultiPart};
+use serde::Serialize;
+
+use crate::candidates::Candidate;
+use crate::store::UnsubscribeMethod;
+
+const TEXT: &str = include_str!("../templates/digest.txt");
+const HTML: &str = include_str!("../templates/digest.html");
+
+#[derive(Serialize)]
+struct Row<'a> {
+    name: &'a str,
+    address: &'a str,
+    count: usize,
+    unread_percent: u32,
+    last_seen: String,
+    method_label: &'static str,
+    link: &'a str,
+}
+
+/// Renders the text and HTML bodies.
+pub fn render(candidates: &[Candidate], now: DateTime<Utc>) -> Result<(String, String), String> {
+    let rows: Vec<Row<'_>> = candidates
+        .iter()
+        .map(|c| Row {
+            name: c.sender.name.as_deref().unwrap_or(&c.sender.address),
+            address: &c.sender.address,
+            count: c.sender.count,
+            unread_percent: (c.sender.unread_ratio * 100.0).round() as u32,
+            last_seen: c
+                .sender
+                .last_seen
+                .map(|d| d.format("%Y-%m-%d").to_string())
+                .unwrap_or_else(|| "unknown".into()),
+            method_label: match c.method {
+                UnsubscribeMethod::OneClick => "one-click",
+                UnsubscribeMethod::Mailto => "by mail",
+                UnsubscribeMethod::Manual => "open this link",
+            },
+            link: &c.link,
+        })
+        .collect();
+    let mut env = minijinja::Environment::new();
+    env.add_template("digest.txt", TEXT)
+        .map_err(|e| e.to_string())?;
+    env.add_template("digest.html", HTML)
+        .map_err(|e| e.to_string())?;
+    let context =
+        minijinja::context! { candidates => rows, date => now.format("%Y-%m-%d").to_string() };
+    let text = env
+        .get_template("digest.txt")
+        .and_then(|t| t.render(&context))
+        .map_err(|e| e.to_string())?;
+    let html = env
+        .get_template("digest.html")
+        .and_then(|t| t.render(&context))
+        .map_err(|e| e.to_string())?;
+    Ok((text, html))
+}
+
+/// Builds the RFC 5322 digest message.
+pub fn message(
+    from: &str,
+    to: &str,
+    subject: &str,
+    text: String,
+    html: String,
+) -> Result<lettre::Message, String> {
+    let from: Mailbox = from
+        .parse()
+        .map_err(|e| format!("bad sender address {from:?}: {e}"))?;
+    let to: Mailbox = to
+        .parse()
+        .map_err(|e| format!("bad digest recipient {to:?}: {e}"))?;
+    lettre::Message::builder()
+        .from(from)
+        .to(to)
+        .subject(subject)
+        .multipart(MultiPart::alternative_plain_html(text, html))
+        .map_err(|e| e.to_string())
+}

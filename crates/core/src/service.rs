@@ -1,0 +1,737 @@
+//! [`Quietbox`]: the use cases every protocol calls, one method per operation.
+//!
+//! Handlers in the three binaries extract their input, call one method here, and convert the
+//! result; rules live here once.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::availability::{self, Availability, AvailabilityQuery};
+use crate::candidates::{self, Candidate};
+use crate::error::ErrorCode;
+use crate::list_unsubscribe::UnsubscribeTarget;
+use crate::ports::{
+    CalendarProvider, Clock, MailProvider, MessageMeta, OneClickClient, OutboundError,
+    OutgoingMail, ProviderError, ScanProgress, ScanRequest,
+};
+use crate::senders::{self, SenderStats};
+use crate::store::{
+    Claim, Decision, Incident, ScanCheckpoint, SenderDecision, SentLink, StateError, StateStore,
+    SubscriptionKey, UnsubscribeAttempt, UnsubscribeEntry, UnsubscribeMethod, UnsubscribeStatus,
+};
+use crate::triage::{self, Class};
+use crate::{digest, unsubscribe};
+
+/// Why a use case failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    /// The request names something that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is invalid.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// Incident mode refuses mutations until it ends.
+    #[error("incident mode is active until {until}: mutations are disabled ({reason})")]
+    IncidentActive {
+        /// When it ends by itself.
+        until: DateTime<Utc>,
+        /// The operator's reason.
+        reason: String,
+    },
+    /// The mail or calendar provider failed.
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// State could not be read or written.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// A message could not be built.
+    #[error("could not build the message: {0}")]
+    Message(String),
+}
+
+impl CoreError {
+    /// The error code reported to clients.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            CoreError::NotFound(_) => ErrorCode::NotFound,
+            CoreError::InvalidInput(_) => ErrorCode::InvalidRequest,
+            CoreError::IncidentActive { .. } => ErrorCode::IncidentModeActive,
+            CoreError::Provider(e) => e.code(),
+            CoreError::State(e) => e.code(),
+            CoreError::Message(_) => ErrorCode::InvalidRequest,
+        }
+    }
+}
+
+/// Settings of the use cases (the runtime maps configuration onto this).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Digest recipient (`DIGEST_TO`); the account address when `None`.
+    pub digest_to: Option<String>,
+    /// An in-progress unsubscribe older than this is taken over (its worker died).
+    pub unsubscribe_stale_after: Duration,
+    /// Default time zone for availability.
+    pub default_tz: chrono_tz::Tz,
+    /// At most this many candidates in one digest.
+    pub digest_limit: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            digest_to: None,
+            unsubscribe_stale_after: Duration::from_secs(600),
+            default_tz: chrono_tz::UTC,
+            digest_limit: 20,
+        }
+    }
+}
+
+/// What a scan asks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanOptions {
+    /// Provider query (Gmail `q` syntax).
+    pub query: Option<String>,
+    /// Only messages at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// At most this many messages in the report's message list (0 = 100).
+    pub limit: usize,
+}
+
+/// One triaged message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriagedMessage {
+    /// Provider id.
+    pub id: String,
+    /// `From`.
+    pub from: String,
+    /// `Subject`.
+    pub subject: Option<String>,
+    /// Date.
+    pub date: Option<DateTime<Utc>>,
+    /// Class.
+    pub class: Class,
+    /// Why.
+    pub reasons: Vec<String>,
+}
+
+/// Messages per class.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassCounts {
+    /// Newsletters.
+    pub newsletter: usize,
+    /// Notifications.
+    pub notification: usize,
+    /// Personal mail.
+    pub personal: usize,
+    /// Other.
+    pub other: usize,
+}
+
+/// The result of a scan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanReport {
+    /// Messages known after the scan.
+    pub total: usize,
+    /// Messages the provider returned this time (all of them on a full scan).
+    pub fetched: usize,
+    /// Whether only changes since the last scan were fetched.
+    pub incremental: bool,
+    /// Counts per class.
+    pub classes: ClassCounts,
+    /// Newest messages first, up to the limit.
+    pub messages: Vec<TriagedMessage>,
+    /// Senders, most messages first.
+    pub senders: Vec<SenderStats>,
+}
+
+/// Which subscription to leave.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnsubscribeTargetRef {
+    /// A sender address.
+    Sender(String),
+    /// A candidate id from `candidates()`.
+    Candidate(String),
+}
+
+/// An unsubscribe request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsubscribeRequest {
+    /// What to leave.
+    pub target: UnsubscribeTargetRef,
+    /// Only say what would be done.
+    pub dry_run: bool,
+    /// Who asks (principal subject).
+    pub actor: String,
+}
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnsubscribeResult {
+    /// Done now (one-click accepted, mail sent).
+    Unsubscribed,
+    /// The link was recorded for the owner to open.
+    ManualLinkRecorded,
+    /// Dry run: nothing was done.
+    WouldUnsubscribe,
+    /// Done before (or being done by another request): nothing was repeated.
+    AlreadyDone,
+    /// Tried and failed; may be retried.
+    Failed,
+}
+
+/// The answer to an unsubscribe request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnsubscribeOutcome {
+    /// Sender address.
+    pub sender: String,
+    /// List id.
+    pub list_id: Option<String>,
+    /// Candidate id.
+    pub candidate_id: String,
+    /// Method used (or that would be).
+    pub method: UnsubscribeMethod,
+    /// Link used.
+    pub link: String,
+    /// Result.
+    pub result: UnsubscribeResult,
+    /// Detail (HTTP status, error).
+    pub detail: Option<String>,
+}
+
+/// The result of a digest run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DigestOutcome {
+    /// Candidates not sent before (the digest's content).
+    pub candidates: Vec<Candidate>,
+    /// Whether a mail was sent.
+    pub sent: bool,
+    /// Provider id of the sent mail.
+    pub message_id: Option<String>,
+    /// Recipient.
+    pub to: String,
+    /// The text body (also for previews).
+    pub text: String,
+}
+
+/// Incident mode as reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentStatus {
+    /// Whether mutations are refused now.
+    pub active: bool,
+    /// The stored incident (also when it has lapsed).
+    pub incident: Option<Incident>,
+}
+
+/// The use cases.
+#[derive(Clone)]
+pub struct Quietbox {
+    mail: Arc<dyn MailProvider>,
+    calendar: Arc<dyn CalendarProvider>,
+    state: Arc<dyn StateStore>,
+    one_click: Arc<dyn OneClickClient>,
+    clock: Arc<dyn Clock>,
+    settings: Settings,
+}
+
+impl std::fmt::Debug for Quietbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Quietbox")
+            .field("account", &self.mail.account())
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl Quietbox {
+    /// Wires the use cases to their ports.
+    pub fn new(
+        mail: Arc<dyn MailProvider>,
+        calendar: Arc<dyn CalendarProvider>,
+        state: Arc<dyn StateStore>,
+        one_click: Arc<dyn OneClickClient>,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+    ) -> Self {
+        Quietbox {
+            mail,
+            calendar,
+            state,
+            one_click,
+            clock,
+            settings,
+        }
+    }
+
+    /// The state store (for operator commands and readiness checks).
+    pub fn state(&self) -> &Arc<dyn StateStore> {
+        &self.state
+    }
+
+    /// The mailbox owner's address.
+    pub fn account(&self) -> &str {
+        self.mail.account()
+    }
+
+    /// Busy intervals and free slots.
+    pub async fn availability(&self, query: AvailabilityQuery) -> Result<Availability, CoreError> {
+        if query.end <= query.start {
+            return Err(CoreError::InvalidInput(
+                "the window must end after it starts".into(),
+            ));
+        }
+        if query.end - query.start > chrono::Duration::days(62) {
+            return Err(CoreError::InvalidInput(
+                "the window may span at most 62 days".into(),
+            ));
+        }
+        if query.slot < chrono::Duration::minutes(5) {
+            return Err(CoreError::InvalidInput(
+                "slots must last at least 5 minutes".into(),
+            ));
+        }
+        let busy = self
+            .calendar
+            .busy(query.start, query.end, query.tz.name())
+            .await?;
+        Ok(availability::free_slots(&query, busy))
+    }
+
+    /// Scans the mailbox (incrementally when a checkpoint is stored) and triages it.
+    pub async fn scan(
+        &self,
+        options: ScanOptions,
+        progress: &dyn ScanProgress,
+    ) -> Result<ScanReport, CoreError> {
+        let account = self.mail.account().to_owned();
+        let previous = self.state.scan_checkpoint(&account).await?;
+        let request = ScanRequest {
+            query: options.query.clone(),
+            since: options.since,
+            limit: 0,
+            cursor: previous.as_ref().and_then(|cp| cp.cursor.clone()),
+        };
+        let batch = self.mail.scan(&request, progress).await?;
+        let fetched = batch.messages.len();
+        let incremental = !batch.full;
+        let messages = if batch.full {
+            batch.messages
+        } else {
+            let mut known = previous.map(|cp| cp.messages).unwrap_or_default();
+            let removed: HashSet<&String> = batch.removed.iter().collect();
+            known.retain(|m| !removed.contains(&m.id));
+            for message in batch.messages {
+                match known.iter_mut().find(|m| m.id == message.id) {
+                    Some(existing) => *existing = message,
+                    None => known.push(message),
+                }
+            }
+            known
+        };
+        self.state
+            .set_scan_checkpoint(ScanCheckpoint {
+                account,
+                cursor: batch.cursor,
+                updated_at: self.clock.now(),
+                messages: messages.clone(),
+            })
+            .await?;
+        Ok(report(messages, fetched, incremental, &options))
+    }
+
+    async fn known_messages(&self) -> Result<Vec<MessageMeta>, CoreError> {
+        match self.state.scan_checkpoint(self.mail.account()).await? {
+            Some(checkpoint) => Ok(checkpoint.messages),
+            None => {
+                self.scan(ScanOptions::default(), &crate::ports::NoProgress)
+                    .await?;
+                Ok(self
+                    .state
+                    .scan_checkpoint(self.mail.account())
+                    .await?
+                    .map(|cp| cp.messages)
+                    .unwrap_or_default())
+            }
+        }
+    }
+
+    /// Ranked unsubscribe candidates from the last scan (scanning first if there was none),
+    /// without senders already unsubscribed or kept.
+    pub async fn candidates(&self) -> Result<Vec<Candidate>, CoreError> {
+        let senders = senders::aggregate(&self.known_messages().await?);
+        let mut excluded: HashSet<String> = self
+            .state
+            .unsubscribe_history(None)
+            .await?
+            .into_iter()
+            .filter(|e| e.status != UnsubscribeStatus::Failed)
+            .map(|e| e.key.sender)
+            .collect();
+        excluded.extend(
+            self.state
+                .sender_decisions()
+                .await?
+                .into_iter()
+                .filter(|d| d.decision == Decision::Keep)
+                .map(|d| d.sender),
+        );
+        Ok(candidates::rank(&senders, &excluded))
+    }
+
+    /// What quietbox knows of one sender.
+    pub async fn sender(&self, address: &str) -> Result<SenderStats, CoreError> {
+        let address = address.trim().to_ascii_lowercase();
+        senders::aggregate(&self.known_messages().await?)
+            .into_iter()
+            .find(|s| s.address == address)
+            .ok_or_else(|| CoreError::NotFound(format!("no mail from {address} in the last scan")))
+    }
+
+    /// Unsubscribe history, optionally of one sender.
+    pub async fn history(&self, sender: Option<&str>) -> Result<Vec<UnsubscribeEntry>, CoreError> {
+        let sender = sender.map(|s| s.trim().to_ascii_lowercase());
+        Ok(self.state.unsubscribe_history(sender.as_deref()).await?)
+    }
+
+    /// Refuses mutations while an incident is active.
+    pub async fn ensure_mutations_allowed(&self) -> Result<(), CoreError> {
+        if let Some(incident) = self.state.incident().await?
+            && incident.is_active(self.clock.now())
+        {
+            return Err(CoreError::IncidentActive {
+                until: incident.until,
+                reason: incident.reason,
+            });
+        }
+        Ok(())
+    }
+
+    /// Unsubscribes from one subscription, at most once (also when requests race).
+    pub async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequest,
+    ) -> Result<UnsubscribeOutcome, CoreError> {
+        let senders = senders::aggregate(&self.known_messages().await?);
+        let sender = match &request.target {
+            UnsubscribeTargetRef::Sender(address) => {
+                let address = address.trim().to_ascii_lowercase();
+                senders.into_iter().find(|s| s.address == address)
+            }
+            UnsubscribeTargetRef::Candidate(id) => senders
+                .into_iter()
+                .find(|s| candidates::candidate_id(&s.address, s.list_id.as_deref()) == *id),
+        }
+        .ok_or_else(|| {
+            CoreError::NotFound(format!("no known sender matches {:?}", request.target))
+        })?;
+        let (method, link) = unsubscribe::choose(&sender.unsubscribe).ok_or_else(|| {
+            CoreError::InvalidInput(format!(
+                "{} offers no List-Unsubscribe method",
+                sender.address
+            ))
+        })?;
+        let mut outcome = UnsubscribeOutcome {
+            candidate_id: candidates::candidate_id(&sender.address, sender.list_id.as_deref()),
+            sender: sender.address.clone(),
+            list_id: sender.list_id.clone(),
+            method,
+            link: link.clone(),
+            result: UnsubscribeResult::WouldUnsubscribe,
+            detail: None,
+        };
+        let key = SubscriptionKey {
+            sender: sender.address.clone(),
+            list_id: sender.list_id.clone(),
+        };
+        if request.dry_run {
+            if let Some(entry) = self.state.unsubscribe_entry(&key).await?
+                && entry.status != UnsubscribeStatus::Failed
+            {
+                outcome.result = UnsubscribeResult::AlreadyDone;
+            }
+            return Ok(outcome);
+        }
+        self.ensure_mutations_allowed().await?;
+        let attempt = |status, detail: Option<String>| UnsubscribeAttempt {
+            key: key.clone(),
+            method,
+            target: link.clone(),
+            status,
+            detail,
+            actor: request.actor.clone(),
+            at: self.clock.now(),
+        };
+        let claim = self
+            .state
+            .claim_unsubscribe(
+                attempt(UnsubscribeStatus::InProgress, None),
+                self.settings.unsubscribe_stale_after,
+            )
+            .await?;
+        if let Claim::Existing(entry) = claim {
+            outcome.result = UnsubscribeResult::AlreadyDone;
+            outcome.method = entry.method;
+            outcome.detail =
+                Some(format!("already {:?} at {}", entry.status, entry.updated_at).to_lowercase());
+            return Ok(outcome);
+        }
+        let executed: Result<Option<String>, String> = match method {
+            UnsubscribeMethod::OneClick => match self.one_click.post_one_click(&link).await {
+                Ok(response) if (200..300).contains(&response.status) => {
+                    Ok(Some(format!("HTTP {}", response.status)))
+                }
+                Ok(response) => Err(format!("HTTP {}", response.status)),
+                Err(OutboundError::Refused(why)) => Err(format!("refused: {why}")),
+                Err(OutboundError::Failed(why)) => Err(why),
+            },
+            UnsubscribeMethod::Mailto => self.send_mailto(&sender).await,
+            UnsubscribeMethod::Manual => {
+                Ok(Some("link recorded for the owner; not visited".to_owned()))
+            }
+        };
+        let (status, result, detail) = match executed {
+            Ok(detail) if method == UnsubscribeMethod::Manual => (
+                UnsubscribeStatus::Succeeded,
+                UnsubscribeResult::ManualLinkRecorded,
+                detail,
+            ),
+            Ok(detail) => (
+                UnsubscribeStatus::Succeeded,
+                UnsubscribeResult::Unsubscribed,
+                detail,
+            ),
+            Err(error) => (
+                UnsubscribeStatus::Failed,
+                UnsubscribeResult::Failed,
+                Some(error),
+            ),
+        };
+        self.state
+            .complete_unsubscribe(attempt(status, detail.clone()))
+            .await?;
+        if status == UnsubscribeStatus::Succeeded {
+            self.state
+                .set_sender_decision(SenderDecision {
+                    sender: sender.address.clone(),
+                    decision: Decision::Unsubscribed,
+                    actor: request.actor.clone(),
+                    decided_at: self.clock.now(),
+                })
+                .await?;
+        }
+        let label = if status == UnsubscribeStatus::Succeeded {
+            "success"
+        } else {
+            "failure"
+        };
+        metrics::counter!("unsubscribe_total", "method" => method.as_str(), "result" => label)
+            .increment(1);
+        tracing::info!(sender = %sender.address, method = method.as_str(), result = label, "unsubscribe");
+        outcome.result = result;
+        outcome.detail = detail;
+        Ok(outcome)
+    }
+
+    async fn send_mailto(&self, sender: &SenderStats) -> Result<Option<String>, String> {
+        let target: &UnsubscribeTarget = sender.unsubscribe.mailto().ok_or("no mailto target")?;
+        let message = unsubscribe::mailto_message(self.mail.account(), target)?;
+        let sent = self.send(message).await.map_err(|e| e.to_string())?;
+        Ok(Some(format!("mail sent ({})", sent)))
+    }
+
+    async fn send(&self, message: lettre::Message) -> Result<String, CoreError> {
+        let envelope = message.envelope();
+        let mail = OutgoingMail {
+            from: envelope
+                .from()
+                .map(|a| a.to_string())
+                .unwrap_or_else(|| self.mail.account().to_owned()),
+            to: envelope.to().iter().map(|a| a.to_string()).collect(),
+            raw: message.formatted(),
+        };
+        Ok(self.mail.send(mail).await?.id)
+    }
+
+    /// The digest of candidates whose links were never sent; with `send`, mails it to the owner
+    /// and records each link so it is never sent again. Nothing new means no mail.
+    pub async fn digest(&self, send: bool) -> Result<DigestOutcome, CoreError> {
+        let sent: HashSet<String> = self
+            .state
+            .sent_links()
+            .await?
+            .into_iter()
+            .map(|l| l.link)
+            .collect();
+        let fresh: Vec<Candidate> = self
+            .candidates()
+            .await?
+            .into_iter()
+            .filter(|c| !sent.contains(&c.link))
+            .take(self.settings.digest_limit)
+            .collect();
+        let to = self
+            .settings
+            .digest_to
+            .clone()
+            .unwrap_or_else(|| self.mail.account().to_owned());
+        let now = self.clock.now();
+        let (text, html) = digest::render(&fresh, now).map_err(CoreError::Message)?;
+        let mut outcome = DigestOutcome {
+            candidates: fresh,
+            sent: false,
+            message_id: None,
+            to,
+            text,
+        };
+        if !send || outcome.candidates.is_empty() {
+            return Ok(outcome);
+        }
+        self.ensure_mutations_allowed().await?;
+        let subject = format!(
+            "quietbox: {} senders you may want to leave",
+            outcome.candidates.len()
+        );
+        let message = digest::message(
+            self.mail.account(),
+            &outcome.to,
+            &subject,
+            outcome.text.clone(),
+            html,
+        )
+        .map_err(CoreError::Message)?;
+        outcome.message_id = Some(self.send(message).await?);
+        outcome.sent = true;
+        for candidate in &outcome.candidates {
+            self.state
+                .insert_sent_link(SentLink {
+                    link: candidate.link.clone(),
+                    sender: candidate.sender.address.clone(),
+                    sent_at: now,
+                })
+                .await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Records a decision about a sender (a mutation: refused during an incident).
+    pub async fn set_decision(
+        &self,
+        sender: &str,
+        decision: Decision,
+        actor: &str,
+    ) -> Result<SenderDecision, CoreError> {
+        self.ensure_mutations_allowed().await?;
+        let sender = sender.trim().to_ascii_lowercase();
+        if crate::address::Sender::parse(&sender).is_none() {
+            return Err(CoreError::InvalidInput(format!(
+                "{sender:?} is not an email address"
+            )));
+        }
+        let record = SenderDecision {
+            sender,
+            decision,
+            actor: actor.to_owned(),
+            decided_at: self.clock.now(),
+        };
+        self.state.set_sender_decision(record.clone()).await?;
+        Ok(record)
+    }
+
+    /// Starts incident mode for `ttl`.
+    pub async fn incident_start(
+        &self,
+        ttl: Duration,
+        reason: &str,
+        actor: &str,
+    ) -> Result<Incident, CoreError> {
+        let ttl = chrono::Duration::from_std(ttl)
+            .map_err(|_| CoreError::InvalidInput("TTL out of range".into()))?;
+        if ttl <= chrono::Duration::zero() {
+            return Err(CoreError::InvalidInput(
+                "the incident TTL must be positive".into(),
+            ));
+        }
+        let now = self.clock.now();
+        let incident = Incident {
+            reason: reason.to_owned(),
+            started_by: actor.to_owned(),
+            started_at: now,
+            until: now + ttl,
+        };
+        self.state.set_incident(Some(incident.clone())).await?;
+        tracing::warn!(until = %incident.until, reason, actor, "incident mode started: mutations disabled");
+        Ok(incident)
+    }
+
+    /// Ends incident mode now.
+    pub async fn incident_end(&self, actor: &str) -> Result<(), CoreError> {
+        self.state.set_incident(None).await?;
+        tracing::warn!(actor, "incident mode ended");
+        Ok(())
+    }
+
+    /// Whether incident mode is active.
+    pub async fn incident_status(&self) -> Result<IncidentStatus, CoreError> {
+        let incident = self.state.incident().await?;
+        let active = incident
+            .as_ref()
+            .is_some_and(|i| i.is_active(self.clock.now()));
+        Ok(IncidentStatus { active, incident })
+    }
+}
+
+fn report(
+    messages: Vec<MessageMeta>,
+    fetched: usize,
+    incremental: bool,
+    options: &ScanOptions,
+) -> ScanReport {
+    let mut classes = ClassCounts::default();
+    let mut triaged: Vec<TriagedMessage> = messages
+        .iter()
+        .filter(|m| {
+            options
+                .since
+                .is_none_or(|since| m.date.is_some_and(|d| d >= since))
+        })
+        .map(|m| {
+            let t = triage::classify(m);
+            match t.class {
+                Class::Newsletter => classes.newsletter += 1,
+                Class::Notification => classes.notification += 1,
+                Class::Personal => classes.personal += 1,
+                Class::Other => classes.other += 1,
+            }
+            TriagedMessage {
+                id: m.id.clone(),
+                from: m.from.clone(),
+                subject: m.subject.clone(),
+                date: m.date,
+                class: t.class,
+                reasons: t.reasons,
+            }
+        })
+        .collect();
+    triaged.sort_by(|a, b| b.date.cmp(&a.date).then_with(|| a.id.cmp(&b.id)));
+    let limit = if options.limit == 0 {
+        100
+    } else {
+        options.limit
+    };
+    triaged.truncate(limit);
+    ScanReport {
+        total: messages.len(),
+        fetched,
+        incremental,
+        classes,
+        messages: triaged,
+        senders: senders::aggregate(&messages),
+    }
+}
