@@ -3,9 +3,11 @@
 //! - `preflight`: what CI runs — fmt check, clippy with warnings denied, every test, a build of
 //!   the three binaries. Prints each step and stops at the first failure.
 //! - `demo`: runs quietbox on the embedded default (local provider, JSON files).
+//! - `gen-sample`: regenerates `data/sample/` from a fixed seed.
 //!
 //! xtask keeps few dependencies on purpose: it must build before anything else.
 
+mod sample;
 mod tidy;
 
 use std::process::Command;
@@ -18,8 +20,9 @@ fn main() -> Result<()> {
     match command {
         "preflight" => preflight(),
         "demo" => demo(),
+        "gen-sample" => sample::generate(std::path::Path::new("data/sample")),
         _ => {
-            eprintln!("usage: cargo xtask <preflight|demo>");
+            eprintln!("usage: cargo xtask <preflight|demo|gen-sample>");
             if command == "help" {
                 Ok(())
             } else {

@@ -46,8 +46,9 @@ impl OutboundPolicy {
         }
     }
 
-    /// Also loopback addresses over plain http — for tests that run a local endpoint. Never used
-    /// outside tests; private, link-local and metadata addresses stay refused.
+    /// Also loopback addresses (over plain http, or https with a self-signed certificate) — for
+    /// tests that run a local endpoint. Never used outside tests; private, link-local and
+    /// metadata addresses stay refused.
     pub fn allow_loopback_for_tests() -> Self {
         OutboundPolicy {
             allow_loopback: true,
@@ -276,6 +277,9 @@ impl SsrfGuardedClient {
             .connect_timeout(Duration::from_secs(5))
             .user_agent("quietbox (RFC 8058 one-click unsubscribe)")
             .no_proxy()
+            // Loopback test endpoints use self-signed certificates; only the test policy, which
+            // reaches nothing but loopback, accepts them.
+            .danger_accept_invalid_certs(policy.allow_loopback)
             .build()
             .map_err(|e| OutboundError::Failed(format!("cannot build HTTP client: {e}")))?;
         Ok(SsrfGuardedClient { client, policy })
