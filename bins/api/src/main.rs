@@ -1,6 +1,10 @@
-//! `quietbox-api`: glue only — flag parsing, wiring and serving live in `quietbox-runtime`.
+//! `quietbox-api`: the REST API. Glue only — settings, wiring, the router and serving live in
+//! `quietbox-runtime`.
 
-fn main() {
-    eprintln!("quietbox-api: not built yet; see the open issues");
-    std::process::exit(2);
+use std::process::ExitCode;
+
+use quietbox_runtime::config::Binary;
+
+fn main() -> ExitCode {
+    quietbox_runtime::cli::main(Binary::Api, quietbox_runtime::rest::router)
 }

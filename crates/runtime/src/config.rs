@@ -165,6 +165,7 @@ pub const KNOWN: &[&str] = &[
     "MAIL_PROVIDER",
     "LOCAL_MBOX",
     "LOCAL_ICS",
+    "LOCAL_ACCOUNT",
     "SMTP_URL",
     "GOOGLE_TOKEN_FILE",
     "GOOGLE_CLIENT_SECRET_FILE",
@@ -268,6 +269,8 @@ pub struct Settings {
     pub local_mbox: PathBuf,
     /// `LOCAL_ICS`.
     pub local_ics: PathBuf,
+    /// `LOCAL_ACCOUNT`: the owner's address for the local provider (mail is sent from it).
+    pub local_account: String,
     /// `SMTP_URL`: when set, the local provider sends through SMTP instead of the outbox folder.
     pub smtp_url: Option<Secret>,
     /// `GOOGLE_TOKEN_FILE`.
@@ -545,6 +548,10 @@ impl Settings {
             mail_provider,
             local_mbox: PathBuf::from(raw.get("LOCAL_MBOX").unwrap_or("data/sample/inbox.mbox")),
             local_ics: PathBuf::from(raw.get("LOCAL_ICS").unwrap_or("data/sample/calendar.ics")),
+            local_account: raw
+                .get("LOCAL_ACCOUNT")
+                .unwrap_or("owner@example.org")
+                .to_owned(),
             smtp_url: secret("SMTP_URL"),
             google_token_file: PathBuf::from(raw.get("GOOGLE_TOKEN_FILE").unwrap_or("token.json")),
             google_client_secret_file: PathBuf::from(

@@ -138,3 +138,30 @@ impl<T: Serialize> IntoResponse for AppJson<T> {
         Json(self.0).into_response()
     }
 }
+
+impl From<quietbox_core::CoreError> for ApiError {
+    fn from(error: quietbox_core::CoreError) -> Self {
+        let code = error.code();
+        // Internal details of state or provider failures are logged by the request layer from
+        // the code; the client gets the message, which names files but never secrets.
+        ApiError::new(code, error.to_string())
+    }
+}
+
+impl From<quietbox_auth::AuthError> for ApiError {
+    fn from(error: quietbox_auth::AuthError) -> Self {
+        match &error {
+            quietbox_auth::AuthError::RateLimited { retry_after, .. } => {
+                let wait = *retry_after;
+                ApiError::new(ErrorCode::RateLimited, error.to_string()).with_retry_after(wait)
+            }
+            quietbox_auth::AuthError::Forbidden(_) => {
+                ApiError::new(ErrorCode::Forbidden, error.to_string())
+            }
+            quietbox_auth::AuthError::Unauthenticated(_) => {
+                ApiError::new(ErrorCode::Unauthenticated, error.to_string())
+                    .with_www_authenticate("Bearer realm=\"quietbox\"")
+            }
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! The command line every binary shares: `serve` (the default), `check-config`,
+//! `incident start --ttl 1h | end | status`, `state export | import`.
+//!
+//! A binary's `main` is one call: [`main`] with its [`Binary`] and its protocol router.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::Router;
+use clap::{Parser, Subcommand};
+use quietbox_core::Quietbox;
+use quietbox_core::ports::{NoProgress, SystemClock};
+use quietbox_core::service::ScanOptions;
+use quietbox_scheduler::{Job, Schedule, Scheduler};
+
+use crate::config::{Binary, Settings};
+use crate::http::{HttpLimits, serve, shutdown_signal, with_common_layers};
+use crate::telemetry::init_tracing;
+use crate::wiring::{self, App};
+
+/// Flags and subcommands.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "quietbox: a personal mail-and-calendar agent. Settings come from the environment (see docs/operator-guide.md)."
+)]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the protocol (the default).
+    Serve,
+    /// Load and validate the settings, open the state, then exit.
+    CheckConfig,
+    /// Incident mode: turn all mutations off across every binary sharing the state.
+    Incident {
+        /// Start, end or show.
+        #[command(subcommand)]
+        action: IncidentAction,
+    },
+    /// Copy state between backends.
+    State {
+        /// Export or import.
+        #[command(subcommand)]
+        action: StateAction,
+    },
+}
+
+/// `incident` actions.
+#[derive(Debug, Subcommand)]
+pub enum IncidentAction {
+    /// Refuse mutations until the TTL ends (it reverts by itself).
+    Start {
+        /// How long, e.g. `1h`, `30m`, `2h30m`.
+        #[arg(long, value_parser = parse_duration)]
+        ttl: Duration,
+        /// Why (recorded and shown to clients).
+        #[arg(long, default_value = "operator request")]
+        reason: String,
+    },
+    /// End incident mode now.
+    End,
+    /// Show whether incident mode is active.
+    Status,
+}
+
+/// `state` actions.
+#[derive(Debug, Subcommand)]
+pub enum StateAction {
+    /// Write every record as JSON (to a file, or stdout).
+    Export {
+        /// Output file.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Replace the state with a JSON export.
+    Import {
+        /// Input file.
+        #[arg(long)]
+        file: PathBuf,
+    },
+}
+
+/// Parses `90s`, `30m`, `1h`, `2h30m`, `1d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(format!("{text:?}: unknown unit {c:?} (use s, m, h, d)")),
+        };
+        let value: u64 = number
+            .parse()
+            .map_err(|_| format!("{text:?}: a number must precede {c:?}"))?;
+        total = total.saturating_add(value.saturating_mul(unit));
+        number.clear();
+    }
+    if !number.is_empty() || total == 0 {
+        return Err(format!("{text:?} is not a duration such as 1h or 30m"));
+    }
+    Ok(Duration::from_secs(total))
+}
+
+/// Runs a binary: parses flags, loads settings, and serves `surface` or runs a subcommand.
+/// Errors end the process with one line on stderr and exit code 1 (2 for bad settings).
+pub fn main(binary: Binary, surface: fn(App) -> Router) -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(binary) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("{}: configuration error: {error}", binary.name());
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(settings.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("{}: cannot start the async runtime: {error}", binary.name());
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(
+        binary,
+        settings,
+        cli.command.unwrap_or(Command::Serve),
+        surface,
+    )) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{}: {error}", binary.name());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(
+    binary: Binary,
+    settings: Settings,
+    command: Command,
+    surface: fn(App) -> Router,
+) -> Result<(), String> {
+    let actor = format!("{}-cli", binary.name());
+    match command {
+        Command::Serve => serve_app(binary, settings, surface).await,
+        Command::CheckConfig => {
+            wiring::build(settings).await.map_err(|e| e.to_string())?;
+            println!("configuration ok");
+            Ok(())
+        }
+        Command::Incident { action } => {
+            let app = wiring::build(settings).await.map_err(|e| e.to_string())?;
+            match action {
+                IncidentAction::Start { ttl, reason } => {
+                    let incident = app
+                        .quietbox
+                        .incident_start(ttl, &reason, &actor)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    println!(
+                        "incident mode active until {} ({})",
+                        incident.until.to_rfc3339(),
+                        incident.reason
+                    );
+                }
+                IncidentAction::End => {
+                    app.quietbox
+                        .incident_end(&actor)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    println!("incident mode ended");
+                }
+                IncidentAction::Status => {
+                    let status = app
+                        .quietbox
+                        .incident_status()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&status).map_err(|e| e.to_string())?
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::State { action } => {
+            let state = wiring::open_state(&settings)
+                .await
+                .map_err(|e| e.to_string())?;
+            match action {
+                StateAction::Export { file } => {
+                    let snapshot = state.export().await.map_err(|e| e.to_string())?;
+                    let json =
+                        serde_json::to_string_pretty(&snapshot).map_err(|e| e.to_string())?;
+                    match file {
+                        Some(path) => std::fs::write(&path, json)
+                            .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+                        None => println!("{json}"),
+                    }
+                }
+                StateAction::Import { file } => {
+                    let text = std::fs::read_to_string(&file)
+                        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+                    let snapshot = serde_json::from_str(&text)
+                        .map_err(|e| format!("{} is not a state export: {e}", file.display()))?;
+                    state.import(snapshot).await.map_err(|e| e.to_string())?;
+                    println!("state imported from {}", file.display());
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve_app(
+    binary: Binary,
+    settings: Settings,
+    surface: fn(App) -> Router,
+) -> Result<(), String> {
+    let bind = settings.bind_addr;
+    let app = wiring::build(settings).await.map_err(|e| e.to_string())?;
+    if app.settings.scheduler_enabled {
+        let schedule = Schedule::parse(&app.settings.digest_cron, &app.settings.digest_tz)
+            .map_err(|e| format!("DIGEST_CRON: {e}"))?;
+        let node = format!("{}-{}-{}", binary.name(), hostname(), std::process::id());
+        let scheduler = Scheduler::new(app.state.clone(), Arc::new(SystemClock), node).with_job(
+            schedule,
+            Arc::new(DigestJob {
+                quietbox: app.quietbox.clone(),
+            }),
+        );
+        tokio::spawn(async move { scheduler.run_until(shutdown_signal()).await });
+    }
+    let router = with_common_layers(surface(app), binary.name(), HttpLimits::default());
+    serve(router, bind, binary.name())
+        .await
+        .map_err(|e| format!("cannot serve on {bind}: {e}"))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "host".to_owned())
+}
+
+/// The digest job: scan, then send the digest if anything is new.
+struct DigestJob {
+    quietbox: Quietbox,
+}
+
+#[async_trait]
+impl Job for DigestJob {
+    fn name(&self) -> &str {
+        "digest"
+    }
+
+    async fn run(&self, _occurrence: chrono::DateTime<chrono::Utc>) -> Result<String, String> {
+        self.quietbox
+            .scan(ScanOptions::default(), &NoProgress)
+            .await
+            .map_err(|e| e.to_string())?;
+        let outcome = self
+            .quietbox
+            .digest(true)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(if outcome.sent {
+            format!(
+                "digest of {} candidates sent to {}",
+                outcome.candidates.len(),
+                outcome.to
+            )
+        } else {
+            "nothing new; no digest sent".to_owned()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_an_operator_writes_them() {
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("2h30m"), Ok(Duration::from_secs(9000)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+}

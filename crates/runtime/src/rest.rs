@@ -1,0 +1,410 @@
+//! The REST surface of `quietbox-api` (DESIGN.md §6). Each handler states its scope in its
+//! type, extracts and validates input, calls one use case, and converts the result.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use chrono::{DateTime, NaiveTime, Utc};
+use quietbox_auth::http::{AuthLayer, Authorized, scope};
+use quietbox_core::ErrorCode;
+use quietbox_core::availability::{AvailabilityQuery, WorkingHours};
+use quietbox_core::ports::NoProgress;
+use quietbox_core::service::{ScanOptions, UnsubscribeRequest, UnsubscribeTargetRef};
+use quietbox_core::store::{Decision, IdempotencyRecord};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use crate::problem::{ApiError, AppJson};
+use crate::wiring::App;
+
+/// How long an `Idempotency-Key` answer is replayed.
+const IDEMPOTENCY_TTL: chrono::Duration = chrono::Duration::hours(24);
+
+/// The REST router (without the shared layers; see [`crate::http::with_common_layers`]).
+pub fn router(app: App) -> Router {
+    let protected = Router::new()
+        .route("/v1/availability", get(availability))
+        .route("/v1/mail/scan", post(scan))
+        .route("/v1/unsubscribe/candidates", get(candidates))
+        .route("/v1/unsubscribe", post(unsubscribe))
+        .route("/v1/unsubscribe/history", get(history))
+        .route("/v1/unsubscribe/digest", post(digest))
+        .route("/v1/senders/{address}", get(sender))
+        .route("/v1/senders/{address}/decision", put(decision))
+        .layer(AuthLayer::new(app.auth.clone()));
+    Router::new()
+        .merge(protected)
+        .route("/ready", get(ready))
+        .route("/openapi.json", get(openapi))
+        .with_state(app)
+}
+
+/// The OpenAPI document, generated from the handlers below.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "quietbox REST API", description = "Personal mail-and-calendar agent."),
+    paths(availability, scan, candidates, unsubscribe, history, digest, sender, decision, ready),
+    components(schemas(ScanBody, UnsubscribeBody, DigestBody, DecisionBody)),
+    modifiers(&Security)
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+async fn openapi() -> Response {
+    match ApiDoc::openapi().to_json() {
+        Ok(json) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            json,
+        )
+            .into_response(),
+        Err(e) => ApiError::new(ErrorCode::Internal, e.to_string()).into_response(),
+    }
+}
+
+/// Readiness: the state store answers and the mailbox input is there.
+#[utoipa::path(get, path = "/ready", responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
+async fn ready(State(app): State<App>) -> Result<impl IntoResponse, ApiError> {
+    app.state
+        .incident()
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::StateUnavailable, format!("state store: {e}")))?;
+    Ok(axum::Json(serde_json::json!({"status": "ready"})))
+}
+
+/// Query of `GET /v1/availability`.
+#[derive(Debug, Deserialize, IntoParams)]
+struct AvailabilityParams {
+    /// Window start (RFC 3339); default now.
+    start: Option<DateTime<Utc>>,
+    /// Window end (RFC 3339); default start + 7 days.
+    end: Option<DateTime<Utc>>,
+    /// Slot length in minutes; default 30.
+    slot_minutes: Option<i64>,
+    /// IANA time zone; default `DIGEST_TZ`.
+    tz: Option<String>,
+    /// Start of the working day, `HH:MM`; default 09:00.
+    day_start: Option<String>,
+    /// End of the working day, `HH:MM`; default 17:00.
+    day_end: Option<String>,
+}
+
+fn time_of_day(
+    field: &str,
+    value: Option<&str>,
+    default: NaiveTime,
+) -> Result<NaiveTime, ApiError> {
+    match value {
+        None => Ok(default),
+        Some(text) => NaiveTime::parse_from_str(text, "%H:%M").map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("{field} must look like 09:00, not {text:?}"),
+            )
+        }),
+    }
+}
+
+/// Busy intervals and free slots.
+#[utoipa::path(get, path = "/v1/availability", params(AvailabilityParams),
+    responses((status = 200, description = "busy intervals and free slots")), security(("api_key" = []), ("bearer" = [])))]
+async fn availability(
+    State(app): State<App>,
+    _who: Authorized<scope::AvailabilityRead>,
+    params: Result<Query<AvailabilityParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Query(params) =
+        params.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    let start = params.start.unwrap_or_else(Utc::now);
+    let end = params.end.unwrap_or(start + chrono::Duration::days(7));
+    let tz_name = params.tz.unwrap_or_else(|| app.settings.digest_tz.clone());
+    let tz: chrono_tz::Tz = tz_name.parse().map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("tz {tz_name:?} is not an IANA time zone"),
+        )
+    })?;
+    let defaults = WorkingHours::default();
+    let hours = WorkingHours {
+        start: time_of_day("day_start", params.day_start.as_deref(), defaults.start)?,
+        end: time_of_day("day_end", params.day_end.as_deref(), defaults.end)?,
+        ..defaults
+    };
+    let slot = chrono::Duration::minutes(params.slot_minutes.unwrap_or(30));
+    let result = app
+        .quietbox
+        .availability(AvailabilityQuery {
+            start,
+            end,
+            slot,
+            hours,
+            tz,
+        })
+        .await?;
+    Ok(axum::Json(result))
+}
+
+/// Body of `POST /v1/mail/scan`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScanBody {
+    /// Provider query (Gmail `q` syntax).
+    #[serde(default)]
+    pub query: Option<String>,
+    /// Only messages at or after this instant.
+    #[serde(default)]
+    pub since: Option<DateTime<Utc>>,
+    /// At most this many messages listed (default 100, at most 1000).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// Scans and triages the inbox.
+#[utoipa::path(post, path = "/v1/mail/scan", request_body = ScanBody,
+    responses((status = 200, description = "triage report"), (status = 429, description = "rate limited")), security(("api_key" = []), ("bearer" = [])))]
+async fn scan(
+    State(app): State<App>,
+    Authorized(who, ..): Authorized<scope::MailScan>,
+    AppJson(body): AppJson<ScanBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    app.limiter.check(&who.tenant, "scan")?;
+    let limit = body.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "limit must be between 1 and 1000",
+        ));
+    }
+    let options = ScanOptions {
+        query: body.query,
+        since: body.since,
+        limit,
+    };
+    Ok(axum::Json(app.quietbox.scan(options, &NoProgress).await?))
+}
+
+/// Ranked unsubscribe candidates.
+#[utoipa::path(get, path = "/v1/unsubscribe/candidates", responses((status = 200, description = "candidates, best first")),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn candidates(
+    State(app): State<App>,
+    _who: Authorized<scope::UnsubscribeRead>,
+) -> Result<impl IntoResponse, ApiError> {
+    let candidates = app.quietbox.candidates().await?;
+    Ok(axum::Json(serde_json::json!({ "candidates": candidates })))
+}
+
+/// Body of `POST /v1/unsubscribe`: exactly one of `sender` and `candidate_id`.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnsubscribeBody {
+    /// Sender address.
+    #[serde(default)]
+    pub sender: Option<String>,
+    /// Candidate id from `/v1/unsubscribe/candidates`.
+    #[serde(default)]
+    pub candidate_id: Option<String>,
+    /// Only say what would be done.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// Unsubscribes (at most once per sender and list). Honours `Idempotency-Key`.
+#[utoipa::path(post, path = "/v1/unsubscribe", request_body = UnsubscribeBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first answer for 24 h")),
+    responses((status = 200, description = "outcome"), (status = 409, description = "key reused with another body"),
+        (status = 503, description = "incident mode")), security(("api_key" = []), ("bearer" = [])))]
+async fn unsubscribe(
+    State(app): State<App>,
+    Authorized(who, ..): Authorized<scope::UnsubscribeExecute>,
+    headers: HeaderMap,
+    AppJson(body): AppJson<UnsubscribeBody>,
+) -> Result<Response, ApiError> {
+    app.limiter.check(&who.tenant, "unsubscribe")?;
+    let target = match (&body.sender, &body.candidate_id) {
+        (Some(sender), None) => UnsubscribeTargetRef::Sender(sender.clone()),
+        (None, Some(id)) => UnsubscribeTargetRef::Candidate(id.clone()),
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "give exactly one of sender and candidate_id",
+            ));
+        }
+    };
+    let idempotency = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => {
+            let key = value
+                .to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 255)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::InvalidRequest,
+                        "Idempotency-Key must be 1-255 visible characters",
+                    )
+                })?;
+            let hash = hex(&Sha256::digest(
+                serde_json::to_vec(&body).unwrap_or_default(),
+            ));
+            Some((format!("{}:unsubscribe:{key}", who.tenant), hash))
+        }
+    };
+    let now = Utc::now();
+    if let Some((key, hash)) = &idempotency
+        && let Some(stored) = app
+            .state
+            .idempotency_get(key, now)
+            .await
+            .map_err(quietbox_core::CoreError::from)?
+    {
+        if &stored.request_hash != hash {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                "Idempotency-Key was used with a different request body",
+            ));
+        }
+        let mut response = axum::Json(stored.response).into_response();
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        return Ok(response);
+    }
+    let outcome = app
+        .quietbox
+        .unsubscribe(UnsubscribeRequest {
+            target,
+            dry_run: body.dry_run,
+            actor: who.subject.clone(),
+        })
+        .await?;
+    let json = serde_json::to_value(&outcome)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
+    if let Some((key, request_hash)) = idempotency {
+        let record = IdempotencyRecord {
+            key,
+            request_hash,
+            response: json.clone(),
+            expires_at: now + IDEMPOTENCY_TTL,
+        };
+        app.state
+            .idempotency_put(record, now)
+            .await
+            .map_err(quietbox_core::CoreError::from)?;
+    }
+    Ok(axum::Json(json).into_response())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Query of `GET /v1/unsubscribe/history`.
+#[derive(Debug, Deserialize, IntoParams)]
+struct HistoryParams {
+    /// Only this sender.
+    sender: Option<String>,
+}
+
+/// Unsubscribe history.
+#[utoipa::path(get, path = "/v1/unsubscribe/history", params(HistoryParams), responses((status = 200, description = "entries")),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn history(
+    State(app): State<App>,
+    _who: Authorized<scope::UnsubscribeRead>,
+    Query(params): Query<HistoryParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    let entries = app.quietbox.history(params.sender.as_deref()).await?;
+    Ok(axum::Json(serde_json::json!({ "entries": entries })))
+}
+
+/// Body of `POST /v1/unsubscribe/digest`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DigestBody {
+    /// Send the mail (default: preview only).
+    #[serde(default)]
+    pub send: bool,
+}
+
+/// Previews or sends the digest of new candidates.
+#[utoipa::path(post, path = "/v1/unsubscribe/digest", request_body = DigestBody, responses((status = 200, description = "digest")),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn digest(
+    State(app): State<App>,
+    Authorized(who, ..): Authorized<scope::UnsubscribeDigest>,
+    AppJson(body): AppJson<DigestBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    app.limiter.check(&who.tenant, "digest")?;
+    Ok(axum::Json(app.quietbox.digest(body.send).await?))
+}
+
+/// What quietbox knows of one sender.
+#[utoipa::path(get, path = "/v1/senders/{address}", params(("address" = String, Path, description = "sender address")),
+    responses((status = 200, description = "aggregates"), (status = 404, description = "unknown sender")), security(("api_key" = []), ("bearer" = [])))]
+async fn sender(
+    State(app): State<App>,
+    _who: Authorized<scope::UnsubscribeRead>,
+    Path(address): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    Ok(axum::Json(app.quietbox.sender(&address).await?))
+}
+
+/// Body of `PUT /v1/senders/{address}/decision`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionBody {
+    /// `keep` or `auto_archive`.
+    pub decision: String,
+}
+
+/// Records a decision about a sender.
+#[utoipa::path(put, path = "/v1/senders/{address}/decision", params(("address" = String, Path, description = "sender address")),
+    request_body = DecisionBody, responses((status = 200, description = "recorded")), security(("api_key" = []), ("bearer" = [])))]
+async fn decision(
+    State(app): State<App>,
+    Authorized(who, ..): Authorized<scope::UnsubscribeExecute>,
+    Path(address): Path<String>,
+    AppJson(body): AppJson<DecisionBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    let decision = match body.decision.as_str() {
+        "keep" => Decision::Keep,
+        "auto_archive" => Decision::AutoArchive,
+        other => {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("decision must be keep or auto_archive, not {other:?}"),
+            ));
+        }
+    };
+    let recorded = app
+        .quietbox
+        .set_decision(&address, decision, &who.subject)
+        .await?;
+    Ok((StatusCode::OK, axum::Json(recorded)))
+}
