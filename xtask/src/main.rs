@@ -92,6 +92,20 @@ fn preflight() -> Result<()> {
     Ok(())
 }
 
+/// Builds and runs quietbox-api on the embedded default: the sample mbox and calendar, JSON
+/// state in `./data`. The API key is `AGENT_API_KEY` if set, else `demo-key`.
 fn demo() -> Result<()> {
-    bail!("the demo needs quietbox-api, which is not built yet (see the open issues)")
+    run("cargo", &["build", "--bin", "quietbox-api"])?;
+    let key = std::env::var("AGENT_API_KEY").unwrap_or_else(|_| "demo-key".to_owned());
+    eprintln!("quietbox-api on the local sample; try:");
+    eprintln!("  curl -H 'X-API-Key: {key}' localhost:8080/v1/unsubscribe/candidates");
+    let status = Command::new("target/debug/quietbox-api")
+        .env("AGENT_API_KEY", &key)
+        .env("MAIL_PROVIDER", std::env::var("MAIL_PROVIDER").unwrap_or_else(|_| "local".to_owned()))
+        .status()
+        .context("could not start target/debug/quietbox-api")?;
+    if !status.success() {
+        bail!("quietbox-api exited with {status}");
+    }
+    Ok(())
 }
