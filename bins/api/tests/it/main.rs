@@ -1,0 +1,7 @@
+//! The real `quietbox-api` binary over HTTP: auth and scopes per route, problem+json, body
+//! limits, idempotency, rate limits, incident mode from the CLI of another process, start-up
+//! errors, and secrets kept out of the logs. Every test gets its own `DATA_DIR` and port.
+
+mod harness;
+mod operations;
+mod routes;

@@ -1,0 +1,232 @@
+//! Operations: idempotency, rate limits, incident mode across processes, start-up errors,
+//! metrics, and secrets kept out of logs.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::{KEY, base_env, command, spawn, spawn_in, token};
+
+#[tokio::test]
+async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_body() {
+    let server = spawn(&[]);
+    let send = |body: Value| {
+        server
+            .client
+            .post(server.url("/v1/unsubscribe"))
+            .header("x-api-key", KEY)
+            .header("idempotency-key", "abc-1")
+            .json(&body)
+            .send()
+    };
+    let first = send(json!({"sender": "lug@lists.example.org"}))
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    let first: Value = first.json().await.unwrap();
+    assert_eq!(first["result"], "unsubscribed");
+    let replay = send(json!({"sender": "lug@lists.example.org"}))
+        .await
+        .unwrap();
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        replay.json::<Value>().await.unwrap(),
+        first,
+        "same answer, not 'already done'"
+    );
+    let outbox = server.dir.path().join("data/outbox");
+    assert_eq!(
+        std::fs::read_dir(&outbox).unwrap().count(),
+        1,
+        "one unsubscribe mail, not two"
+    );
+    let conflict = send(json!({"sender": "members@garden.example.com"}))
+        .await
+        .unwrap();
+    assert_eq!(conflict.status(), 409);
+}
+
+#[tokio::test]
+async fn the_rate_limit_answers_429_with_retry_after_then_recovers() {
+    let server = spawn(&[("RATE_LIMIT_PER_MIN", "60"), ("RATE_LIMIT_BURST", "1")]);
+    let scan = || {
+        server
+            .client
+            .post(server.url("/v1/mail/scan"))
+            .bearer_auth(token("mail:scan"))
+            .json(&json!({"limit": 1}))
+            .send()
+    };
+    assert_eq!(scan().await.unwrap().status(), 200);
+    let limited = scan().await.unwrap();
+    assert_eq!(limited.status(), 429);
+    let wait: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    // Another tenant (the API key's) is not affected.
+    let other = server
+        .client
+        .post(server.url("/v1/mail/scan"))
+        .header("x-api-key", KEY)
+        .json(&json!({"limit": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(scan().await.unwrap().status(), 200, "the budget refills");
+    let metrics = server
+        .client
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("rate_limited_total{operation=\"scan\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "http_requests_total{endpoint=\"/v1/mail/scan\",method=\"POST\",status=\"429\"} 1"
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn an_incident_started_from_the_cli_blocks_mutations_until_its_ttl() {
+    let server = spawn(&[]);
+    let env = base_env(server.dir.path());
+    let output = command(&env)
+        .args(["incident", "start", "--ttl", "3s", "--reason", "drill"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("incident mode active until"));
+    let unsubscribe = || {
+        server
+            .client
+            .post(server.url("/v1/unsubscribe"))
+            .header("x-api-key", KEY)
+            .json(&json!({"sender": "members@garden.example.com"}))
+            .send()
+    };
+    let blocked = unsubscribe().await.unwrap();
+    assert_eq!(blocked.status(), 503);
+    let problem: Value = blocked.json().await.unwrap();
+    assert_eq!(problem["code"], "incident_mode_active");
+    assert!(problem["detail"].as_str().unwrap().contains("drill"));
+    // Reads keep working.
+    let candidates = server
+        .client
+        .get(server.url("/v1/unsubscribe/candidates"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(candidates.status(), 200);
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    assert_eq!(
+        unsubscribe().await.unwrap().status(),
+        200,
+        "the incident reverted by itself"
+    );
+    let status = command(&env).args(["incident", "status"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&status.stdout).contains("\"active\": false"));
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = base_env(dir.path());
+    env.push(("AUTH_MODE".into(), "magic".into()));
+    let output = command(&env).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("AUTH_MODE") && stderr.contains("api_key, jwt, hybrid"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_corrupt_state_file_stops_start_up_naming_the_file_and_keeps_its_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(
+        data.join("sent_unsubscribe_links.json"),
+        b"{\"version\":1,\"links\":[",
+    )
+    .unwrap();
+    let output = command(&base_env(dir.path())).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("sent_unsubscribe_links.json") && stderr.contains("corrupt"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(data.join("sent_unsubscribe_links.json")).unwrap(),
+        b"{\"version\":1,\"links\":["
+    );
+}
+
+#[tokio::test]
+async fn secrets_in_headers_and_query_strings_never_reach_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = spawn_in(dir, &[("LOG_FORMAT", "json")]);
+    let jwt = token("mail:scan unsubscribe:read");
+    let secrets = [
+        KEY,
+        jwt.as_str(),
+        "cookie-secret-123",
+        "query-token-456",
+        "query-key-789",
+        "oauth-code-000",
+    ];
+    let url = server.url(
+        "/v1/unsubscribe/candidates?token=query-token-456&key=query-key-789&code=oauth-code-000",
+    );
+    for request in [
+        server
+            .client
+            .get(&url)
+            .header("x-api-key", KEY)
+            .header("cookie", "session=cookie-secret-123"),
+        server.client.get(&url).bearer_auth(&jwt),
+        server
+            .client
+            .get(&url)
+            .header("x-api-key", "wrong-key-is-also-secret"),
+    ] {
+        request.send().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let logs = server.logs();
+    assert!(
+        logs.contains("/v1/unsubscribe/candidates"),
+        "the requests were logged: {logs}"
+    );
+    assert!(logs.contains("token=[redacted]"), "{logs}");
+    for secret in secrets
+        .iter()
+        .chain(&["wrong-key-is-also-secret", crate::harness::SECRET])
+    {
+        assert!(
+            !logs.contains(secret),
+            "{secret} leaked into the logs:\n{logs}"
+        );
+    }
+}
