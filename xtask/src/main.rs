@@ -101,7 +101,10 @@ fn demo() -> Result<()> {
     eprintln!("  curl -H 'X-API-Key: {key}' localhost:8080/v1/unsubscribe/candidates");
     let status = Command::new("target/debug/quietbox-api")
         .env("AGENT_API_KEY", &key)
-        .env("MAIL_PROVIDER", std::env::var("MAIL_PROVIDER").unwrap_or_else(|_| "local".to_owned()))
+        .env(
+            "MAIL_PROVIDER",
+            std::env::var("MAIL_PROVIDER").unwrap_or_else(|_| "local".to_owned()),
+        )
         .status()
         .context("could not start target/debug/quietbox-api")?;
     if !status.success() {

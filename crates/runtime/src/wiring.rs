@@ -97,38 +97,36 @@ pub fn auth_config(settings: &Settings) -> Result<AuthConfig, WiringError> {
 /// Builds the app.
 pub async fn build(settings: Settings) -> Result<App, WiringError> {
     let state = open_state(&settings).await?;
-    let (mail, calendar): (Arc<dyn MailProvider>, Arc<dyn CalendarProvider>) = match settings
-        .mail_provider
-    {
-        MailProviderKind::Local => {
-            if !settings.local_mbox.is_file() {
-                return Err(WiringError::Provider(format!(
-                    "LOCAL_MBOX {} is not a readable file",
-                    settings.local_mbox.display()
-                )));
-            }
-            let outbox = match &settings.smtp_url {
-                Some(url) => {
-                    Outbox::smtp(url.expose()).map_err(|e| WiringError::Provider(e.to_string()))?
+    let (mail, calendar): (Arc<dyn MailProvider>, Arc<dyn CalendarProvider>) =
+        match settings.mail_provider {
+            MailProviderKind::Local => {
+                if !settings.local_mbox.is_file() {
+                    return Err(WiringError::Provider(format!(
+                        "LOCAL_MBOX {} is not a readable file",
+                        settings.local_mbox.display()
+                    )));
                 }
-                None => Outbox::folder(settings.data_dir.join("outbox")),
-            };
-            (
-                Arc::new(LocalMail::new(
-                    settings.local_account.clone(),
-                    settings.local_mbox.clone(),
-                    outbox,
-                )),
-                Arc::new(LocalCalendar::new(settings.local_ics.clone())),
-            )
-        }
-        MailProviderKind::Gmail => {
-            return Err(WiringError::Provider(
+                let outbox = match &settings.smtp_url {
+                    Some(url) => Outbox::smtp(url.expose())
+                        .map_err(|e| WiringError::Provider(e.to_string()))?,
+                    None => Outbox::folder(settings.data_dir.join("outbox")),
+                };
+                (
+                    Arc::new(LocalMail::new(
+                        settings.local_account.clone(),
+                        settings.local_mbox.clone(),
+                        outbox,
+                    )),
+                    Arc::new(LocalCalendar::new(settings.local_ics.clone())),
+                )
+            }
+            MailProviderKind::Gmail => {
+                return Err(WiringError::Provider(
                 "MAIL_PROVIDER=gmail is not available in this build yet; use MAIL_PROVIDER=local"
                     .to_owned(),
             ));
-        }
-    };
+            }
+        };
     let policy = OutboundPolicy::public_only()
         .with_allow(&settings.unsubscribe_allow)
         .with_deny(&settings.unsubscribe_deny);
