@@ -12,5 +12,6 @@
 // Library code never unwraps; tests may.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod google;
 pub mod local;
 pub mod outbound;

@@ -1,3 +1,644 @@
-//! Test-only helpers shared by quietbox's test suites: a fake Google API server that follows
-//! Google's documented request and response shapes, fixtures, and a loopback JWKS server.
-//! Never a dependency of production code.
+//! Test-only helpers shared by quietbox's test suites. Never a dependency of production code.
+//!
+//! [`FakeGoogle`] is a real HTTP server on loopback that behaves like Google where quietbox
+//! depends on it, following Google's documented request and response shapes (camelCase JSON,
+//! string ids, `internalDate` as a string of milliseconds):
+//! - Gmail `users.getProfile`, `users.messages.list` (paging with `nextPageToken`,
+//!   `resultSizeEstimate`), `users.messages.get` with `format=metadata` and only the requested
+//!   `metadataHeaders`, `users.history.list` (404 for a `startHistoryId` older than what is
+//!   retained), `users.messages.send`;
+//! - Calendar `freeBusy.query`;
+//! - the OAuth token endpoint (`refresh_token` and `authorization_code` with PKCE S256 grants,
+//!   `invalid_grant` for a revoked refresh token), access tokens that expire (401 after);
+//! - per-user quota in units per second (429 `rateLimitExceeded` past it), and injectable faults
+//!   (latency, 5xx responses, dropped connections), with call counters per method.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// A message in the fake mailbox.
+#[derive(Debug, Clone)]
+pub struct FakeMessage {
+    /// Gmail id.
+    pub id: String,
+    /// Headers, in order.
+    pub headers: Vec<(String, String)>,
+    /// Label ids (`INBOX`, `UNREAD`, `CATEGORY_PROMOTIONS`…).
+    pub labels: Vec<String>,
+    /// Milliseconds since the epoch.
+    pub internal_date: i64,
+}
+
+impl FakeMessage {
+    /// A message from `from` with a subject, a date and optional extra headers.
+    pub fn new(id: &str, from: &str, internal_date: i64, extra: &[(&str, &str)]) -> Self {
+        let mut headers = vec![
+            ("From".to_owned(), from.to_owned()),
+            ("Subject".to_owned(), format!("message {id}")),
+        ];
+        headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        FakeMessage {
+            id: id.to_owned(),
+            headers,
+            labels: vec!["INBOX".into(), "UNREAD".into()],
+            internal_date,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct HistoryRecord {
+    id: u64,
+    added: Vec<String>,
+    deleted: Vec<String>,
+}
+
+/// Faults to inject.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Added to every API call.
+    pub latency: Duration,
+    /// The next this-many API calls answer 503.
+    pub fail_next: usize,
+    /// The next this-many API calls drop the connection without an answer.
+    pub drop_next: usize,
+}
+
+struct Inner {
+    account: String,
+    messages: BTreeMap<String, FakeMessage>,
+    history: Vec<HistoryRecord>,
+    history_id: u64,
+    /// History older than this id is forgotten (404).
+    oldest_history: u64,
+    sent: Vec<Vec<u8>>,
+    busy: Vec<(String, String)>,
+    access_tokens: HashMap<String, Instant>,
+    refresh_tokens: HashMap<String, bool>,
+    codes: HashMap<String, String>,
+    token_lifetime: Duration,
+    token_counter: u64,
+    quota_per_second: u32,
+    quota_window: (Instant, u32),
+    faults: Faults,
+    calls: BTreeMap<String, usize>,
+}
+
+/// The fake Google server.
+#[derive(Clone)]
+pub struct FakeGoogle {
+    /// Base URL (`http://127.0.0.1:port`): Gmail is under `/gmail/v1`, Calendar under
+    /// `/calendar/v3`, the token endpoint at `/token`.
+    pub base: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+/// Cost of each method in quota units (Gmail's documented costs).
+fn cost(method: &str) -> u32 {
+    match method {
+        "messages.list" | "messages.get" => 5,
+        "history.list" => 2,
+        "messages.send" => 100,
+        "getProfile" => 1,
+        _ => 1,
+    }
+}
+
+impl FakeGoogle {
+    /// Starts the server for `account` with one valid refresh token, `refresh-1`.
+    pub async fn start(account: &str) -> FakeGoogle {
+        let inner = Inner {
+            account: account.to_owned(),
+            messages: BTreeMap::new(),
+            history: Vec::new(),
+            history_id: 1000,
+            oldest_history: 1000,
+            sent: Vec::new(),
+            busy: Vec::new(),
+            access_tokens: HashMap::new(),
+            refresh_tokens: HashMap::from([("refresh-1".to_owned(), true)]),
+            codes: HashMap::new(),
+            token_lifetime: Duration::from_secs(3600),
+            token_counter: 0,
+            quota_per_second: 250,
+            quota_window: (Instant::now(), 0),
+            faults: Faults::default(),
+            calls: BTreeMap::new(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr: SocketAddr = listener.local_addr().expect("local addr");
+        let fake = FakeGoogle {
+            base: format!("http://{addr}"),
+            inner: Arc::new(Mutex::new(inner)),
+        };
+        let app = Router::new()
+            .route("/gmail/v1/users/me/profile", get(profile))
+            .route("/gmail/v1/users/me/messages", get(list_messages))
+            .route("/gmail/v1/users/me/messages/{id}", get(get_message))
+            .route("/gmail/v1/users/me/messages/send", post(send_message))
+            .route("/gmail/v1/users/me/history", get(list_history))
+            .route("/calendar/v3/freeBusy", post(free_busy))
+            .route("/token", post(token))
+            .with_state(fake.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        fake
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds messages (each a new history record) and returns the new history id.
+    pub fn add_messages(&self, messages: Vec<FakeMessage>) -> u64 {
+        let mut inner = self.lock();
+        for message in messages {
+            inner.history_id += 1;
+            let id = inner.history_id;
+            inner.history.push(HistoryRecord {
+                id,
+                added: vec![message.id.clone()],
+                deleted: vec![],
+            });
+            inner.messages.insert(message.id.clone(), message);
+        }
+        inner.history_id
+    }
+
+    /// Deletes messages (each a new history record).
+    pub fn delete_messages(&self, ids: &[&str]) {
+        let mut inner = self.lock();
+        for id in ids {
+            if inner.messages.remove(*id).is_some() {
+                inner.history_id += 1;
+                let hid = inner.history_id;
+                inner.history.push(HistoryRecord {
+                    id: hid,
+                    added: vec![],
+                    deleted: vec![id.to_string()],
+                });
+            }
+        }
+    }
+
+    /// Forgets history before the current id: older `startHistoryId`s get 404.
+    pub fn expire_history(&self) {
+        let mut inner = self.lock();
+        inner.oldest_history = inner.history_id;
+        inner.history.clear();
+    }
+
+    /// Busy intervals (RFC 3339 start, end) of the primary calendar.
+    pub fn set_busy(&self, busy: &[(&str, &str)]) {
+        self.lock().busy = busy
+            .iter()
+            .map(|(s, e)| (s.to_string(), e.to_string()))
+            .collect();
+    }
+
+    /// Quota in units per second.
+    pub fn set_quota(&self, units_per_second: u32) {
+        self.lock().quota_per_second = units_per_second;
+    }
+
+    /// Faults to inject from now on.
+    pub fn set_faults(&self, faults: Faults) {
+        self.lock().faults = faults;
+    }
+
+    /// Lifetime of access tokens issued from now on.
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.lock().token_lifetime = lifetime;
+    }
+
+    /// Expires every access token issued so far.
+    pub fn expire_access_tokens(&self) {
+        let past = Instant::now() - Duration::from_secs(1);
+        for expiry in self.lock().access_tokens.values_mut() {
+            *expiry = past;
+        }
+    }
+
+    /// Issues an access token directly (as if a client had refreshed before the test).
+    pub fn issue_access_token(&self) -> String {
+        issue(&mut self.lock())
+    }
+
+    /// Revokes a refresh token: refreshing with it answers `invalid_grant`.
+    pub fn revoke_refresh_token(&self, token: &str) {
+        self.lock().refresh_tokens.insert(token.to_owned(), false);
+    }
+
+    /// Registers an authorization code bound to a PKCE S256 challenge.
+    pub fn register_code(&self, code: &str, challenge: &str) {
+        self.lock()
+            .codes
+            .insert(code.to_owned(), challenge.to_owned());
+    }
+
+    /// Raw messages sent through `messages.send`.
+    pub fn sent(&self) -> Vec<Vec<u8>> {
+        self.lock().sent.clone()
+    }
+
+    /// Calls per method (`messages.get`, `token`…), including refused ones.
+    pub fn calls(&self, method: &str) -> usize {
+        self.lock().calls.get(method).copied().unwrap_or(0)
+    }
+
+    /// Total API calls (everything but the token endpoint).
+    pub fn api_calls(&self) -> usize {
+        self.lock()
+            .calls
+            .iter()
+            .filter(|(m, _)| *m != "token")
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// The current history id.
+    pub fn history_id(&self) -> u64 {
+        self.lock().history_id
+    }
+}
+
+fn issue(inner: &mut Inner) -> String {
+    inner.token_counter += 1;
+    let token = format!("access-{}", inner.token_counter);
+    let expiry = Instant::now() + inner.token_lifetime;
+    inner.access_tokens.insert(token.clone(), expiry);
+    token
+}
+
+fn google_error(status: StatusCode, reason: &str, message: &str) -> Response {
+    let status_name = match status.as_u16() {
+        401 => "UNAUTHENTICATED",
+        404 => "NOT_FOUND",
+        429 => "RESOURCE_EXHAUSTED",
+        400 => "INVALID_ARGUMENT",
+        _ => "UNAVAILABLE",
+    };
+    let body = json!({"error": {"code": status.as_u16(), "message": message,
+        "errors": [{"message": message, "domain": "global", "reason": reason}], "status": status_name}});
+    (status, axum::Json(body)).into_response()
+}
+
+/// Counts the call, applies faults, checks the token and the quota. `Err` is the answer.
+async fn admit(fake: &FakeGoogle, headers: &HeaderMap, method: &str) -> Result<(), Response> {
+    let (latency, fault) = {
+        let mut inner = fake.lock();
+        *inner.calls.entry(method.to_owned()).or_default() += 1;
+        let fault = if inner.faults.drop_next > 0 {
+            inner.faults.drop_next -= 1;
+            Some(true)
+        } else if inner.faults.fail_next > 0 {
+            inner.faults.fail_next -= 1;
+            Some(false)
+        } else {
+            None
+        };
+        (inner.faults.latency, fault)
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    match fault {
+        // Dropping: never answer; the client's timeout or the closed connection ends it.
+        Some(true) => return Err(std::future::pending::<Response>().await),
+        Some(false) => {
+            return Err(google_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "backendError",
+                "Backend Error",
+            ));
+        }
+        None => {}
+    }
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .to_owned();
+    let mut inner = fake.lock();
+    let valid = inner
+        .access_tokens
+        .get(&token)
+        .is_some_and(|expiry| *expiry > Instant::now());
+    if !valid {
+        return Err(google_error(
+            StatusCode::UNAUTHORIZED,
+            "authError",
+            "Request had invalid authentication credentials.",
+        ));
+    }
+    let units = cost(method);
+    let now = Instant::now();
+    if now.duration_since(inner.quota_window.0) >= Duration::from_secs(1) {
+        inner.quota_window = (now, 0);
+    }
+    if inner.quota_window.1 + units > inner.quota_per_second {
+        return Err(google_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rateLimitExceeded",
+            "Quota exceeded for quota metric 'Queries' per user per second.",
+        ));
+    }
+    inner.quota_window.1 += units;
+    Ok(())
+}
+
+async fn profile(State(fake): State<FakeGoogle>, headers: HeaderMap) -> Response {
+    if let Err(r) = admit(&fake, &headers, "getProfile").await {
+        return r;
+    }
+    let inner = fake.lock();
+    axum::Json(
+        json!({"emailAddress": inner.account, "messagesTotal": inner.messages.len(),
+        "threadsTotal": inner.messages.len(), "historyId": inner.history_id.to_string()}),
+    )
+    .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListQuery {
+    page_token: Option<String>,
+    max_results: Option<usize>,
+    q: Option<String>,
+}
+
+async fn list_messages(
+    State(fake): State<FakeGoogle>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    if let Err(r) = admit(&fake, &headers, "messages.list").await {
+        return r;
+    }
+    let inner = fake.lock();
+    let size = query.max_results.unwrap_or(100).clamp(1, 500);
+    let offset: usize = query
+        .page_token
+        .as_deref()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    // Newest first, as Gmail lists them. `q` is accepted; the fake supports `from:`.
+    let mut all: Vec<&FakeMessage> = inner.messages.values().collect();
+    if let Some(from) = query.q.as_deref().and_then(|q| q.strip_prefix("from:")) {
+        all.retain(|m| {
+            m.headers
+                .iter()
+                .any(|(k, v)| k == "From" && v.contains(from))
+        });
+    }
+    all.sort_by(|a, b| {
+        b.internal_date
+            .cmp(&a.internal_date)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    let page: Vec<Value> = all
+        .iter()
+        .skip(offset)
+        .take(size)
+        .map(|m| json!({"id": m.id, "threadId": m.id}))
+        .collect();
+    let mut body = json!({"resultSizeEstimate": all.len()});
+    if !page.is_empty() {
+        body["messages"] = Value::Array(page);
+    }
+    if offset + size < all.len() {
+        body["nextPageToken"] = Value::String((offset + size).to_string());
+    }
+    axum::Json(body).into_response()
+}
+
+async fn get_message(
+    State(fake): State<FakeGoogle>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    raw_query: axum::extract::RawQuery,
+) -> Response {
+    if let Err(r) = admit(&fake, &headers, "messages.get").await {
+        return r;
+    }
+    // metadataHeaders repeats: ?format=metadata&metadataHeaders=From&metadataHeaders=Subject
+    let wanted: Vec<String> = raw_query
+        .0
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("metadataHeaders="))
+        .map(|v| v.replace("%20", " ").to_ascii_lowercase())
+        .collect();
+    let inner = fake.lock();
+    let Some(message) = inner.messages.get(&id) else {
+        return google_error(
+            StatusCode::NOT_FOUND,
+            "notFound",
+            "Requested entity was not found.",
+        );
+    };
+    let headers: Vec<Value> = message
+        .headers
+        .iter()
+        .filter(|(name, _)| wanted.is_empty() || wanted.contains(&name.to_ascii_lowercase()))
+        .map(|(name, value)| json!({"name": name, "value": value}))
+        .collect();
+    axum::Json(json!({"id": message.id, "threadId": message.id, "labelIds": message.labels, "snippet": "",
+        "historyId": inner.history_id.to_string(), "internalDate": message.internal_date.to_string(),
+        "sizeEstimate": 1024, "payload": {"mimeType": "text/plain", "headers": headers}}))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HistoryQuery {
+    start_history_id: Option<String>,
+    page_token: Option<String>,
+    max_results: Option<usize>,
+}
+
+async fn list_history(
+    State(fake): State<FakeGoogle>,
+    headers: HeaderMap,
+    Query(query): Query<HistoryQuery>,
+) -> Response {
+    if let Err(r) = admit(&fake, &headers, "history.list").await {
+        return r;
+    }
+    let inner = fake.lock();
+    let Some(start) = query
+        .start_history_id
+        .as_deref()
+        .and_then(|s| s.parse::<u64>().ok())
+    else {
+        return google_error(
+            StatusCode::BAD_REQUEST,
+            "invalidArgument",
+            "startHistoryId is required",
+        );
+    };
+    if start < inner.oldest_history {
+        return google_error(
+            StatusCode::NOT_FOUND,
+            "notFound",
+            "Requested entity was not found.",
+        );
+    }
+    let records: Vec<&HistoryRecord> = inner.history.iter().filter(|h| h.id > start).collect();
+    let size = query.max_results.unwrap_or(100).clamp(1, 500);
+    let offset: usize = query
+        .page_token
+        .as_deref()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let page: Vec<Value> = records
+        .iter()
+        .skip(offset)
+        .take(size)
+        .map(|h| {
+            let added: Vec<Value> = h
+                .added
+                .iter()
+                .map(|id| json!({"message": {"id": id, "threadId": id, "labelIds": inner.messages.get(id).map(|m| m.labels.clone()).unwrap_or_default()}}))
+                .collect();
+            let deleted: Vec<Value> = h.deleted.iter().map(|id| json!({"message": {"id": id, "threadId": id}})).collect();
+            let mut record = json!({"id": h.id.to_string()});
+            if !added.is_empty() {
+                record["messagesAdded"] = Value::Array(added);
+            }
+            if !deleted.is_empty() {
+                record["messagesDeleted"] = Value::Array(deleted);
+            }
+            record
+        })
+        .collect();
+    let mut body = json!({"historyId": inner.history_id.to_string()});
+    if !page.is_empty() {
+        body["history"] = Value::Array(page);
+    }
+    if offset + size < records.len() {
+        body["nextPageToken"] = Value::String((offset + size).to_string());
+    }
+    axum::Json(body).into_response()
+}
+
+async fn send_message(
+    State(fake): State<FakeGoogle>,
+    headers: HeaderMap,
+    body: axum::Json<Value>,
+) -> Response {
+    if let Err(r) = admit(&fake, &headers, "messages.send").await {
+        return r;
+    }
+    let Some(raw) = body.get("raw").and_then(Value::as_str) else {
+        return google_error(
+            StatusCode::BAD_REQUEST,
+            "invalidArgument",
+            "'raw' RFC822 payload message string or uploading message via /upload/* URL required",
+        );
+    };
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE
+        .decode(raw)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw))
+    else {
+        return google_error(
+            StatusCode::BAD_REQUEST,
+            "invalidArgument",
+            "Invalid value for ByteString",
+        );
+    };
+    let mut inner = fake.lock();
+    inner.sent.push(bytes);
+    let id = format!("sent-{}", inner.sent.len());
+    axum::Json(json!({"id": id, "threadId": id, "labelIds": ["SENT"]})).into_response()
+}
+
+async fn free_busy(
+    State(fake): State<FakeGoogle>,
+    headers: HeaderMap,
+    body: axum::Json<Value>,
+) -> Response {
+    if let Err(r) = admit(&fake, &headers, "freeBusy").await {
+        return r;
+    }
+    let inner = fake.lock();
+    let busy: Vec<Value> = inner
+        .busy
+        .iter()
+        .map(|(s, e)| json!({"start": s, "end": e}))
+        .collect();
+    axum::Json(json!({"kind": "calendar#freeBusy", "timeMin": body.get("timeMin"), "timeMax": body.get("timeMax"),
+        "calendars": {"primary": {"busy": busy}}}))
+    .into_response()
+}
+
+async fn token(
+    State(fake): State<FakeGoogle>,
+    axum::extract::Form(form): axum::extract::Form<HashMap<String, String>>,
+) -> Response {
+    let mut inner = fake.lock();
+    *inner.calls.entry("token".to_owned()).or_default() += 1;
+    let invalid_grant = || {
+        (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "invalid_grant", "error_description": "Token has been expired or revoked."}))).into_response()
+    };
+    match form.get("grant_type").map(String::as_str) {
+        Some("refresh_token") => {
+            let valid = form
+                .get("refresh_token")
+                .and_then(|t| inner.refresh_tokens.get(t))
+                .copied()
+                .unwrap_or(false);
+            if !valid {
+                return invalid_grant();
+            }
+        }
+        Some("authorization_code") => {
+            let Some(challenge) = form.get("code").and_then(|c| inner.codes.remove(c)) else {
+                return invalid_grant();
+            };
+            let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+            use sha2::Digest;
+            let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(sha2::Sha256::digest(verifier.as_bytes()));
+            if computed != challenge {
+                return invalid_grant();
+            }
+            let access = issue(&mut inner);
+            inner
+                .refresh_tokens
+                .insert("refresh-from-code".into(), true);
+            let lifetime = inner.token_lifetime.as_secs();
+            return axum::Json(json!({"access_token": access, "expires_in": lifetime, "refresh_token": "refresh-from-code",
+                "token_type": "Bearer", "scope": "https://www.googleapis.com/auth/gmail.modify"})).into_response();
+        }
+        _ => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({"error": "unsupported_grant_type"})),
+            )
+                .into_response();
+        }
+    }
+    let access = issue(&mut inner);
+    let lifetime = inner.token_lifetime.as_secs();
+    axum::Json(
+        json!({"access_token": access, "expires_in": lifetime, "token_type": "Bearer",
+        "scope": "https://www.googleapis.com/auth/gmail.modify"}),
+    )
+    .into_response()
+}

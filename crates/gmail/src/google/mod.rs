@@ -1,0 +1,15 @@
+//! Google: the OAuth token (`token.json`), a quota-aware REST client with retries, and the
+//! Gmail and Calendar providers built on it. `base_url` (from `GOOGLE_API_BASE_URL`) points the
+//! client at testkit's fake Google in tests.
+
+mod api;
+mod calendar;
+mod gmail;
+mod quota;
+mod token;
+
+pub use api::{GoogleApi, RetryPolicy};
+pub use calendar::GoogleCalendar;
+pub use gmail::GmailProvider;
+pub use quota::QuotaBucket;
+pub use token::{TokenFile, TokenManager};

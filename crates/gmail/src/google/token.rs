@@ -1,0 +1,231 @@
+//! `token.json`: the OAuth credentials Google's client libraries write, refreshed with the
+//! `oauth2` crate before expiry and after a 401, and rewritten atomically with mode 0600.
+//!
+//! Refreshes coalesce: the token sits behind one async mutex, so callers that find it expiring
+//! at the same moment wait for one refresh and then use its result.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use oauth2::basic::BasicClient;
+use oauth2::{ClientId, ClientSecret, RefreshToken, RequestTokenError, TokenResponse, TokenUrl};
+use quietbox_core::ports::ProviderError;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+/// Google's token endpoint.
+pub const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+
+/// Refresh this long before expiry, so a token never expires mid-request.
+const REFRESH_MARGIN: chrono::Duration = chrono::Duration::seconds(60);
+
+/// The content of `token.json` (google-auth's `authorized_user` format). Unknown fields are
+/// kept, so rewriting the file loses nothing another tool put there.
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct TokenFile {
+    /// The access token (`token` in google-auth, `access_token` in older files).
+    #[serde(default, alias = "access_token")]
+    pub token: Option<String>,
+    /// The refresh token.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// The token endpoint.
+    #[serde(default)]
+    pub token_uri: Option<String>,
+    /// OAuth client id.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// OAuth client secret.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+    /// When the access token expires.
+    #[serde(default)]
+    pub expiry: Option<DateTime<Utc>>,
+    /// Everything else, kept as it was.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+impl std::fmt::Debug for TokenFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenFile")
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("token_uri", &self.token_uri)
+            .field("client_id", &self.client_id)
+            .field("expiry", &self.expiry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Keeps a valid access token, refreshing and persisting it as needed.
+#[derive(Debug)]
+pub struct TokenManager {
+    path: PathBuf,
+    http: reqwest::Client,
+    token: Mutex<TokenFile>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct HttpError(String);
+
+impl TokenManager {
+    /// Loads `token.json`. A missing or unreadable file is a clear error telling the operator to
+    /// run `login`.
+    pub fn load(path: impl Into<PathBuf>, http: reqwest::Client) -> Result<Self, ProviderError> {
+        let path = path.into();
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ProviderError::AuthExpired(format!(
+                "cannot read {} ({e}); run `quietbox-api login` to create it",
+                path.display()
+            ))
+        })?;
+        let token: TokenFile = serde_json::from_str(&text).map_err(|e| {
+            ProviderError::BadData(format!("{} is not a token file: {e}", path.display()))
+        })?;
+        if token.refresh_token.is_none() && token.token.is_none() {
+            return Err(ProviderError::AuthExpired(format!(
+                "{} holds no token; run `quietbox-api login`",
+                path.display()
+            )));
+        }
+        Ok(TokenManager {
+            path,
+            http,
+            token: Mutex::new(token),
+        })
+    }
+
+    /// A valid access token, refreshed first when it expires within a minute.
+    pub async fn access_token(&self) -> Result<String, ProviderError> {
+        let mut token = self.token.lock().await;
+        let fresh = token
+            .expiry
+            .is_none_or(|expiry| expiry - REFRESH_MARGIN > Utc::now());
+        if let (Some(access), true) = (&token.token, fresh) {
+            return Ok(access.clone());
+        }
+        self.refresh(&mut token).await
+    }
+
+    /// Called after a 401 with `rejected`: refreshes unless another caller already replaced it.
+    pub async fn refresh_after_rejection(&self, rejected: &str) -> Result<String, ProviderError> {
+        let mut token = self.token.lock().await;
+        if let Some(current) = &token.token
+            && current != rejected
+        {
+            return Ok(current.clone());
+        }
+        self.refresh(&mut token).await
+    }
+
+    async fn refresh(&self, token: &mut TokenFile) -> Result<String, ProviderError> {
+        let refresh_token = token.refresh_token.clone().ok_or_else(|| {
+            ProviderError::AuthExpired(
+                "token.json has no refresh token; run `quietbox-api login`".into(),
+            )
+        })?;
+        let token_uri = token
+            .token_uri
+            .clone()
+            .unwrap_or_else(|| GOOGLE_TOKEN_URI.to_owned());
+        let mut client =
+            BasicClient::new(ClientId::new(token.client_id.clone().unwrap_or_default()))
+                .set_token_uri(
+                    TokenUrl::new(token_uri)
+                        .map_err(|e| ProviderError::BadData(format!("token_uri: {e}")))?,
+                );
+        if let Some(secret) = &token.client_secret {
+            client = client.set_client_secret(ClientSecret::new(secret.clone()));
+        }
+        let http = self.http.clone();
+        let send = move |request: oauth2::HttpRequest| {
+            let http = http.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let response = http
+                    .request(parts.method, parts.uri.to_string())
+                    .headers(parts.headers)
+                    .body(body)
+                    .timeout(Duration::from_secs(20))
+                    .send()
+                    .await
+                    .map_err(|e| HttpError(e.to_string()))?;
+                let mut builder = oauth2::http::Response::builder().status(response.status());
+                for (name, value) in response.headers() {
+                    builder = builder.header(name, value);
+                }
+                let bytes = response
+                    .bytes()
+                    .await
+                    .map_err(|e| HttpError(e.to_string()))?;
+                builder
+                    .body(bytes.to_vec())
+                    .map_err(|e| HttpError(e.to_string()))
+            }
+        };
+        let response = client.exchange_refresh_token(&RefreshToken::new(refresh_token)).request_async(&send).await.map_err(|error| match error {
+            RequestTokenError::ServerResponse(response) if response.error().as_ref() == "invalid_grant" => ProviderError::AuthExpired(
+                "Google refused the refresh token (revoked or expired); run `quietbox-api login` again".into(),
+            ),
+            RequestTokenError::ServerResponse(response) => {
+                ProviderError::AuthExpired(format!("token refresh refused: {}", response.error().as_ref()))
+            }
+            other => ProviderError::Unavailable(format!("token refresh failed: {other}")),
+        })?;
+        metrics::counter!("gmail_token_refreshes_total").increment(1);
+        let access = response.access_token().secret().clone();
+        token.token = Some(access.clone());
+        token.expiry = response
+            .expires_in()
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .map(|d| Utc::now() + d);
+        if let Some(new_refresh) = response.refresh_token() {
+            token.refresh_token = Some(new_refresh.secret().clone());
+        }
+        persist(&self.path, token).await?;
+        Ok(access)
+    }
+}
+
+/// Rewrites `token.json` atomically with mode 0600.
+pub async fn persist(path: &Path, token: &TokenFile) -> Result<(), ProviderError> {
+    let bytes =
+        serde_json::to_vec_pretty(token).map_err(|e| ProviderError::BadData(e.to_string()))?;
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || write_private(&path, &bytes))
+        .await
+        .map_err(|e| ProviderError::Unavailable(e.to_string()))?
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ProviderError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let failed = |e: std::io::Error| {
+        ProviderError::Unavailable(format!("cannot write {}: {e}", path.display()))
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let temp = dir.join(format!(".token.json.tmp-{}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temp)
+        .map_err(failed)?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(failed)?;
+    std::fs::rename(&temp, path).map_err(failed)?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(failed)
+}
