@@ -325,3 +325,103 @@ async fn free_busy_becomes_busy_intervals() {
     assert_eq!(busy.len(), 2);
     assert_eq!(busy[1].start.to_rfc3339(), "2026-11-25T12:30:00+00:00");
 }
+
+#[tokio::test]
+async fn login_exchanges_a_pkce_code_from_the_loopback_redirect_and_writes_token_json() {
+    let fake = FakeGoogle::start("owner@example.com").await;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("client_secret.json");
+    std::fs::write(
+        &secret,
+        serde_json::json!({"installed": {"client_id": "cid", "client_secret": "cs", "auth_uri": format!("{}/auth", fake.base),
+            "token_uri": format!("{}/token", fake.base), "redirect_uris": ["http://127.0.0.1"]}})
+        .to_string(),
+    )
+    .unwrap();
+    let token_file = dir.path().join("token.json");
+    let (url_tx, url_rx) = tokio::sync::oneshot::channel::<String>();
+    let browser_fake = fake.clone();
+    // The "browser": reads the consent URL, lets the fake issue a code bound to the PKCE
+    // challenge, and follows the redirect.
+    let browser = tokio::spawn(async move {
+        let url = url::Url::parse(&url_rx.await.unwrap()).unwrap();
+        let param = |k: &str| {
+            url.query_pairs()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.into_owned())
+                .unwrap()
+        };
+        assert_eq!(param("code_challenge_method"), "S256");
+        assert_eq!(param("access_type"), "offline");
+        browser_fake.register_code("code-1", &param("code_challenge"));
+        let redirect = format!(
+            "{}?code=code-1&state={}",
+            param("redirect_uri"),
+            param("state")
+        );
+        reqwest::get(redirect).await.unwrap().text().await.unwrap()
+    });
+    quietbox_gmail::google::login(
+        &secret,
+        &token_file,
+        quietbox_gmail::google::DEFAULT_SCOPES,
+        Duration::from_secs(10),
+        move |url| {
+            url_tx.send(url.to_owned()).unwrap();
+        },
+    )
+    .await
+    .unwrap();
+    assert!(browser.await.unwrap().contains("authorized"));
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&token_file).unwrap()).unwrap();
+    assert_eq!(written["refresh_token"], "refresh-from-code");
+    assert!(written["token"].as_str().unwrap().starts_with("access-"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+#[tokio::test]
+async fn a_scan_after_a_restart_resumes_from_the_stored_checkpoint() {
+    use quietbox_core::Quietbox;
+    use quietbox_core::ports::SystemClock;
+    let rig = rig(1_000_000).await;
+    rig.fake.add_messages(messages(0..100));
+    let state_dir = tempfile::tempdir().unwrap();
+    let build = |gmail: GmailProvider, calendar: GoogleCalendar| {
+        Quietbox::new(
+            Arc::new(gmail),
+            Arc::new(calendar),
+            Arc::new(quietbox_state::FileStore::open(state_dir.path()).unwrap()),
+            Arc::new(
+                quietbox_gmail::outbound::SsrfGuardedClient::new(
+                    quietbox_gmail::outbound::OutboundPolicy::public_only(),
+                )
+                .unwrap(),
+            ),
+            Arc::new(SystemClock),
+            Default::default(),
+        )
+    };
+    let first = build(rig.gmail.clone(), rig.calendar.clone());
+    let report = first.scan(Default::default(), &NoProgress).await.unwrap();
+    assert!(!report.incremental && report.total == 100);
+    drop(first); // the process "crashes"; only the state directory survives
+    rig.fake.add_messages(messages(100..110));
+    let before = rig.fake.calls("messages.get");
+    let restarted = build(rig.gmail.clone(), rig.calendar.clone());
+    let report = restarted
+        .scan(Default::default(), &NoProgress)
+        .await
+        .unwrap();
+    assert!(report.incremental);
+    assert_eq!(report.total, 110);
+    assert_eq!(
+        rig.fake.calls("messages.get") - before,
+        10,
+        "only the new messages were fetched"
+    );
+}

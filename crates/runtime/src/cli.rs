@@ -40,6 +40,9 @@ pub enum Command {
     Serve,
     /// Load and validate the settings, open the state, then exit.
     CheckConfig,
+    /// Authorize quietbox on a Google account (OAuth code + PKCE on a loopback redirect);
+    /// writes `GOOGLE_TOKEN_FILE` from `GOOGLE_CLIENT_SECRET_FILE`.
+    Login,
     /// Incident mode: turn all mutations off across every binary sharing the state.
     Incident {
         /// Start, end or show.
@@ -162,6 +165,23 @@ async fn run(
     let actor = format!("{}-cli", binary.name());
     match command {
         Command::Serve => serve_app(binary, settings, surface).await,
+        Command::Login => {
+            quietbox_gmail::google::login(
+                &settings.google_client_secret_file,
+                &settings.google_token_file,
+                quietbox_gmail::google::DEFAULT_SCOPES,
+                Duration::from_secs(300),
+                |url| {
+                    eprintln!(
+                        "Open this URL in a browser on this machine and consent:\n\n  {url}\n"
+                    )
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            println!("wrote {}", settings.google_token_file.display());
+            Ok(())
+        }
         Command::CheckConfig => {
             wiring::build(settings).await.map_err(|e| e.to_string())?;
             println!("configuration ok");

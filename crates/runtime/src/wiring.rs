@@ -12,11 +12,18 @@ use quietbox_core::Quietbox;
 use quietbox_core::ports::{CalendarProvider, MailProvider, SystemClock};
 use quietbox_core::service;
 use quietbox_core::store::StateStore;
+use quietbox_gmail::google::{
+    GmailProvider, GoogleApi, GoogleCalendar, QuotaBucket, RetryPolicy, TokenManager,
+};
 use quietbox_gmail::local::{LocalCalendar, LocalMail, Outbox};
 use quietbox_gmail::outbound::{OutboundPolicy, SsrfGuardedClient};
 use quietbox_state::{FileStore, PgStore};
 
 use crate::config::{MailProviderKind, Settings, StateBackend};
+
+/// Gmail's per-user quota, a little under 250 units/s so that clock skew between our bucket and
+/// Google's window does not turn into 429s.
+const GMAIL_UNITS_PER_SECOND: u32 = 240;
 
 /// Why start-up failed. Each message names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -121,10 +128,23 @@ pub async fn build(settings: Settings) -> Result<App, WiringError> {
                 )
             }
             MailProviderKind::Gmail => {
-                return Err(WiringError::Provider(
-                "MAIL_PROVIDER=gmail is not available in this build yet; use MAIL_PROVIDER=local"
-                    .to_owned(),
-            ));
+                let http = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(60))
+                    .build()
+                    .map_err(|e| WiringError::Provider(e.to_string()))?;
+                let tokens = TokenManager::load(&settings.google_token_file, http.clone())
+                    .map_err(|e| WiringError::Provider(e.to_string()))?;
+                let api = GoogleApi::new(
+                    http,
+                    &settings.google_api_base_url,
+                    Arc::new(tokens),
+                    Arc::new(QuotaBucket::new(GMAIL_UNITS_PER_SECOND)),
+                    RetryPolicy::default(),
+                );
+                let gmail = GmailProvider::connect(api.clone(), 16)
+                    .await
+                    .map_err(|e| WiringError::Provider(format!("Gmail: {e}")))?;
+                (Arc::new(gmail), Arc::new(GoogleCalendar::new(api)))
             }
         };
     let policy = OutboundPolicy::public_only()

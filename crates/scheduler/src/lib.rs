@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 use croner::Cron;
 use quietbox_core::ports::Clock;
@@ -75,7 +75,7 @@ impl Schedule {
     /// The first occurrence strictly after `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron
-            .find_next_occurrence(&after.with_timezone(&self.tz), false)
+            .find_next_occurrence(&whole_second(after).with_timezone(&self.tz), false)
             .ok()
             .map(|t| t.with_timezone(&Utc))
     }
@@ -83,7 +83,7 @@ impl Schedule {
     /// The latest occurrence at or before `at`.
     pub fn latest_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.cron
-            .find_previous_occurrence(&at.with_timezone(&self.tz), true)
+            .find_previous_occurrence(&whole_second(at).with_timezone(&self.tz), true)
             .ok()
             .map(|t| t.with_timezone(&Utc))
     }
@@ -284,6 +284,12 @@ impl Scheduler {
             }
         }
     }
+}
+
+/// Cron works in whole seconds; croner would otherwise return `at` itself, fraction and all, as
+/// an occurrence of a per-second schedule, and two nodes would claim different "occurrences".
+fn whole_second(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.with_nanosecond(0).unwrap_or(at)
 }
 
 fn serde_json_value(at: DateTime<Utc>) -> serde_json::Value {

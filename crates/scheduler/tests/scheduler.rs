@@ -152,3 +152,17 @@ async fn a_failed_run_is_reported_and_not_retried_within_the_same_occurrence() {
     scheduler.tick().await.unwrap();
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn a_per_second_schedule_names_the_same_occurrence_whatever_the_fraction() {
+    let schedule = Schedule::parse("* * * * * *", "UTC").unwrap();
+    let base = at(2026, 11, 24, 10, 0);
+    let a = schedule.latest_at_or_before(base + chrono::Duration::milliseconds(120));
+    let b = schedule.latest_at_or_before(base + chrono::Duration::milliseconds(870));
+    assert_eq!(a, Some(base));
+    assert_eq!(a, b);
+    assert_eq!(
+        schedule.next_after(base + chrono::Duration::milliseconds(500)),
+        Some(base + chrono::Duration::seconds(1))
+    );
+}

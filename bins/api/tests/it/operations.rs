@@ -230,3 +230,126 @@ async fn secrets_in_headers_and_query_strings_never_reach_the_logs() {
         );
     }
 }
+
+fn runs_in(metrics: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("scheduler_runs_total{") && l.contains("job=\"digest\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn two_processes_with_a_one_second_cron_run_each_tick_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cron = [
+        ("SCHEDULER_ENABLED", "true"),
+        ("DIGEST_CRON", "* * * * * *"),
+    ];
+    let first = spawn_in(dir, &cron);
+    // The second process shares the first one's DATA_DIR.
+    let shared = tempfile::tempdir().unwrap();
+    let data = first.dir.path().join("data");
+    let second = crate::harness::spawn_in(
+        shared,
+        &[cron[0], cron[1], ("DATA_DIR", data.to_str().unwrap())],
+    );
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let metrics_a = first
+        .client
+        .get(first.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let metrics_b = second
+        .client
+        .get(second.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (a, b) = (runs_in(&metrics_a), runs_in(&metrics_b));
+    let claims = std::fs::read_to_string(data.join("idempotency.json")).unwrap();
+    let claimed = claims.matches("\"scheduler:digest:20").count();
+    assert!(
+        (2..=6).contains(&(a + b)),
+        "about one run per second in all: {a} + {b}"
+    );
+    assert_eq!(
+        a + b,
+        claimed as u64,
+        "every run claimed its own occurrence: no tick ran twice"
+    );
+    let digests = std::fs::read_dir(data.join("outbox"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(
+        digests, 1,
+        "the first tick sent the digest; later ticks found nothing new"
+    );
+}
+
+// Multi-threaded: the harness blocks a thread reading the child's first line while the fake
+// Google, on this runtime, must answer the child's start-up calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_mail_provider_gmail_the_api_reads_the_fake_google_mailbox() {
+    use quietbox_testkit::{FakeGoogle, FakeMessage};
+    let fake = FakeGoogle::start("owner@example.com").await;
+    fake.add_messages(vec![FakeMessage::new(
+        "g1",
+        "\"Gadget News\" <news@gadgets.example.com>",
+        1_795_000_000_000,
+        &[
+            ("List-Id", "<news.gadgets.example.com>"),
+            ("List-Unsubscribe", "<https://gadgets.example.com/u/1>"),
+            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+        ],
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token.json");
+    std::fs::write(&token, json!({"refresh_token": "refresh-1", "token_uri": format!("{}/token", fake.base), "client_id": "c"}).to_string()).unwrap();
+    let token = token.display().to_string();
+    let server = spawn_in(
+        dir,
+        &[
+            ("MAIL_PROVIDER", "gmail"),
+            ("GOOGLE_TOKEN_FILE", &token),
+            ("GOOGLE_API_BASE_URL", &fake.base),
+        ],
+    );
+    let body: Value = server
+        .client
+        .get(server.url("/v1/unsubscribe/candidates"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["candidates"][0]["sender"]["address"], "news@gadgets.example.com",
+        "{body}"
+    );
+    assert_eq!(body["candidates"][0]["method"], "one_click");
+}
+
+#[test]
+fn with_mail_provider_gmail_and_no_token_start_up_says_to_log_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = base_env(dir.path());
+    env.push(("MAIL_PROVIDER".into(), "gmail".into()));
+    env.push((
+        "GOOGLE_TOKEN_FILE".into(),
+        dir.path().join("missing.json").display().to_string(),
+    ));
+    let output = command(&env).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("login"), "{stderr}");
+}

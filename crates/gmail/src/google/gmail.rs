@@ -49,6 +49,24 @@ impl GmailProvider {
         }
     }
 
+    /// Like [`GmailProvider::new`], taking the account address from `users.getProfile`.
+    pub async fn connect(api: GoogleApi, concurrency: usize) -> Result<Self, ProviderError> {
+        let profile = api
+            .call(
+                "getProfile",
+                Method::GET,
+                "/gmail/v1/users/me/profile",
+                &[],
+                None,
+            )
+            .await?;
+        let account = profile["emailAddress"]
+            .as_str()
+            .ok_or_else(|| ProviderError::Unavailable("profile without emailAddress".into()))?
+            .to_owned();
+        Ok(GmailProvider::new(api, account, concurrency))
+    }
+
     async fn history_id(&self) -> Result<String, ProviderError> {
         let profile = self
             .api

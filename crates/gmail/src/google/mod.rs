@@ -5,11 +5,13 @@
 mod api;
 mod calendar;
 mod gmail;
+mod login;
 mod quota;
 mod token;
 
 pub use api::{GoogleApi, RetryPolicy};
 pub use calendar::GoogleCalendar;
 pub use gmail::GmailProvider;
+pub use login::{DEFAULT_SCOPES, login};
 pub use quota::QuotaBucket;
 pub use token::{TokenFile, TokenManager};
