@@ -52,6 +52,7 @@ error_codes! {
     OutboundRefused => ("outbound_refused", InvalidRequest),
     StateCorrupt => ("state_corrupt", Internal),
     StateUnavailable => ("state_unavailable", Unavailable),
+    NotReady => ("not_ready", Unavailable),
     Internal => ("internal", Internal),
 }
 

@@ -155,6 +155,12 @@ pub trait MailProvider: Send + Sync + 'static {
 
     /// Sends a mail.
     async fn send(&self, mail: OutgoingMail) -> Result<SentMail, ProviderError>;
+
+    /// Whether the provider can serve now (input readable, credential refreshable), for
+    /// readiness probes. Cheap: no listing.
+    async fn check(&self) -> Result<(), ProviderError> {
+        Ok(())
+    }
 }
 
 /// One busy interval of a calendar.

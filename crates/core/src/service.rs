@@ -275,6 +275,13 @@ impl Quietbox {
         &self.state
     }
 
+    /// Readiness: the state store is writable and the mail provider can serve.
+    pub async fn check_ready(&self) -> Result<(), CoreError> {
+        self.state.check_writable().await?;
+        self.mail.check().await?;
+        Ok(())
+    }
+
     /// The mailbox owner's address.
     pub fn account(&self) -> &str {
         self.mail.account()

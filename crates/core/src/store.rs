@@ -420,6 +420,11 @@ pub trait StateStore: Send + Sync + 'static {
     /// All sender decisions, ordered by sender.
     async fn sender_decisions(&self) -> Result<Vec<SenderDecision>, StateError>;
 
+    /// Whether the store can be read and written now, for readiness probes. Writes nothing.
+    async fn check_writable(&self) -> Result<(), StateError> {
+        self.incident().await.map(|_| ())
+    }
+
     /// Everything, for copying between backends.
     async fn export(&self) -> Result<Snapshot, StateError>;
 

@@ -434,6 +434,22 @@ impl StateStore for FileStore {
         .await
     }
 
+    async fn check_writable(&self) -> Result<(), StateError> {
+        let dir = self.dir.clone();
+        blocking(move || {
+            files::with_lock(&dir, Access::Exclusive, || {
+                let probe = dir.join(".ready-probe");
+                std::fs::write(&probe, b"ok")
+                    .and_then(|()| std::fs::remove_file(&probe))
+                    .map_err(|e| StateError::Io {
+                        location: dir.display().to_string(),
+                        detail: format!("not writable: {e}"),
+                    })
+            })
+        })
+        .await
+    }
+
     async fn export(&self) -> Result<Snapshot, StateError> {
         let dir = self.dir.clone();
         blocking(move || {

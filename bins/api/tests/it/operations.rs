@@ -353,3 +353,86 @@ fn with_mail_provider_gmail_and_no_token_start_up_says_to_log_in() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("login"), "{stderr}");
 }
+
+#[tokio::test]
+async fn ready_turns_503_when_the_mailbox_disappears() {
+    let dir = tempfile::tempdir().unwrap();
+    let mbox = dir.path().join("inbox.mbox");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/sample/inbox.mbox"),
+        &mbox,
+    )
+    .unwrap();
+    let mbox_path = mbox.display().to_string();
+    let server = spawn_in(dir, &[("LOCAL_MBOX", &mbox_path)]);
+    assert_eq!(
+        server
+            .client
+            .get(server.url("/ready"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    std::fs::remove_file(&mbox).unwrap();
+    let response = server
+        .client
+        .get(server.url("/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.json::<Value>().await.unwrap()["code"], "not_ready");
+}
+
+#[tokio::test]
+async fn in_jwt_mode_the_api_key_is_no_credential_and_in_api_key_mode_a_jwt_is_none() {
+    let jwt_only = spawn(&[("AUTH_MODE", "jwt")]);
+    let path = "/v1/unsubscribe/candidates";
+    assert_eq!(
+        jwt_only
+            .client
+            .get(jwt_only.url(path))
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        jwt_only
+            .client
+            .get(jwt_only.url(path))
+            .bearer_auth(token("unsubscribe:read"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let key_only = spawn(&[("AUTH_MODE", "api_key")]);
+    assert_eq!(
+        key_only
+            .client
+            .get(key_only.url(path))
+            .bearer_auth(token("unsubscribe:read"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        key_only
+            .client
+            .get(key_only.url(path))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}

@@ -178,6 +178,11 @@ impl GoogleApi {
         }
     }
 
+    /// Whether a valid access token can be had (refreshing it if needed).
+    pub async fn check_token(&self) -> Result<(), ProviderError> {
+        self.tokens.access_token().await.map(|_| ())
+    }
+
     fn backoff(&self, attempt: u32) -> Duration {
         let exponential = self
             .retry

@@ -302,6 +302,10 @@ impl MailProvider for GmailProvider {
         })
     }
 
+    async fn check(&self) -> Result<(), ProviderError> {
+        self.api.check_token().await
+    }
+
     async fn send(&self, mail: OutgoingMail) -> Result<SentMail, ProviderError> {
         let raw = base64::engine::general_purpose::URL_SAFE.encode(&mail.raw);
         let body = self

@@ -68,6 +68,12 @@ impl MailProvider for LocalMail {
     async fn send(&self, mail: OutgoingMail) -> Result<SentMail, ProviderError> {
         self.outbox.send(mail).await
     }
+
+    async fn check(&self) -> Result<(), ProviderError> {
+        std::fs::File::open(&self.mbox).map(|_| ()).map_err(|e| {
+            ProviderError::BadData(format!("cannot open mbox {}: {e}", self.mbox.display()))
+        })
+    }
 }
 
 /// Reads the metadata of every message of an mbox file.
