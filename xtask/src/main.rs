@@ -88,12 +88,30 @@ fn preflight() -> Result<()> {
             "quietbox-mcp",
         ],
     )?;
+    interop()?;
     eprintln!("preflight passed");
     Ok(())
 }
 
 /// Builds and runs quietbox-api on the embedded default: the sample mbox and calendar, JSON
 /// state in `./data`. The API key is `AGENT_API_KEY` if set, else `demo-key`.
+/// Protocol interop tests with the official Python SDKs, when `QUIETBOX_INTEROP_PYTHON` names a
+/// Python that has them (`.ci/run` makes that virtual environment).
+fn interop() -> Result<()> {
+    let Ok(python) = std::env::var("QUIETBOX_INTEROP_PYTHON") else {
+        eprintln!("QUIETBOX_INTEROP_PYTHON is not set: Python SDK interop tests not run here");
+        return Ok(());
+    };
+    run(
+        &python,
+        &[
+            "tests/interop/a2a_interop.py",
+            "target/debug/quietbox-a2a",
+            "data/sample",
+        ],
+    )
+}
+
 fn demo() -> Result<()> {
     run("cargo", &["build", "--bin", "quietbox-api"])?;
     let key = std::env::var("AGENT_API_KEY").unwrap_or_else(|_| "demo-key".to_owned());

@@ -6,6 +6,7 @@
 // Library code never unwraps; tests may.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod a2a;
 pub mod cli;
 pub mod config;
 pub mod http;

@@ -1,5 +1,7 @@
 //! Test-only helpers shared by quietbox's test suites. Never a dependency of production code.
 //!
+//! [`binary`] runs a quietbox binary as a test subject (the real-binary harness).
+//!
 //! [`FakeGoogle`] is a real HTTP server on loopback that behaves like Google where quietbox
 //! depends on it, following Google's documented request and response shapes (camelCase JSON,
 //! string ids, `internalDate` as a string of milliseconds):
@@ -12,6 +14,8 @@
 //!   `invalid_grant` for a revoked refresh token), access tokens that expire (401 after);
 //! - per-user quota in units per second (429 `rateLimitExceeded` past it), and injectable faults
 //!   (latency, 5xx responses, dropped connections), with call counters per method.
+
+pub mod binary;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
