@@ -10,6 +10,8 @@ pub mod a2a;
 pub mod cli;
 pub mod config;
 pub mod http;
+
+pub mod operations;
 pub mod problem;
 pub mod redaction;
 pub mod rest;

@@ -1,0 +1,181 @@
+//! Protocol-neutral operations for the JSON-RPC surfaces (A2A skills, MCP tools): one
+//! operation id plus JSON arguments in, the REST API's JSON plus a one-line summary out.
+//! Written once so the two protocols cannot drift apart.
+
+use chrono::{NaiveTime, Utc};
+use quietbox_auth::Principal;
+use quietbox_core::availability::{AvailabilityQuery, WorkingHours};
+use quietbox_core::ports::NoProgress;
+use quietbox_core::service::{ScanOptions, UnsubscribeRequest, UnsubscribeTargetRef};
+use quietbox_core::store::Decision;
+use serde_json::{Value, json};
+
+use crate::wiring::App;
+
+/// A string argument.
+pub fn arg_str<'a>(args: &'a Value, key: &str) -> Option<&'a str> {
+    args.get(key).and_then(Value::as_str)
+}
+
+/// Runs `operation` (an A2A skill id) with JSON `args`: `Ok((result, one-line summary))` or
+/// `Err(message)`. Scope and rate-limit checks are the caller's, before this.
+pub async fn execute(
+    app: &App,
+    principal: &Principal,
+    operation: &str,
+    args: &Value,
+) -> Result<(Value, String), String> {
+    let q = &app.quietbox;
+    match operation {
+        "availability" => {
+            let now = Utc::now();
+            let parse_time = |k: &str| {
+                arg_str(args, k)
+                    .map(|t| {
+                        chrono::DateTime::parse_from_rfc3339(t)
+                            .map(|d| d.to_utc())
+                            .map_err(|e| format!("{k}: {e}"))
+                    })
+                    .transpose()
+            };
+            let start = parse_time("start")?.unwrap_or(now);
+            let end = parse_time("end")?.unwrap_or(start + chrono::Duration::days(7));
+            let tz_name = arg_str(args, "tz")
+                .unwrap_or(&app.settings.digest_tz)
+                .to_owned();
+            let tz: chrono_tz::Tz = tz_name
+                .parse()
+                .map_err(|_| format!("tz {tz_name:?} is not an IANA time zone"))?;
+            let defaults = WorkingHours::default();
+            let time = |k: &str, d: NaiveTime| {
+                arg_str(args, k)
+                    .map(|t| NaiveTime::parse_from_str(t, "%H:%M").map_err(|e| format!("{k}: {e}")))
+                    .transpose()
+                    .map(|t| t.unwrap_or(d))
+            };
+            let hours = WorkingHours {
+                start: time("day_start", defaults.start)?,
+                end: time("day_end", defaults.end)?,
+                ..defaults
+            };
+            let slot = chrono::Duration::minutes(
+                args.get("slot_minutes")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(30),
+            );
+            let result = q
+                .availability(AvailabilityQuery {
+                    start,
+                    end,
+                    slot,
+                    hours,
+                    tz,
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            let summary = format!(
+                "{} free slots, {} busy intervals",
+                result.slots.len(),
+                result.busy.len()
+            );
+            Ok((to_json(&result), summary))
+        }
+        "scan_inbox" => {
+            let options = ScanOptions {
+                query: arg_str(args, "query").map(str::to_owned),
+                since: None,
+                limit: args.get("limit").and_then(Value::as_u64).unwrap_or(100) as usize,
+            };
+            let report = q
+                .scan(options, &NoProgress)
+                .await
+                .map_err(|e| e.to_string())?;
+            let c = &report.classes;
+            let summary = format!(
+                "{} messages: {} newsletters, {} notifications, {} personal, {} other",
+                report.total, c.newsletter, c.notification, c.personal, c.other
+            );
+            Ok((to_json(&report), summary))
+        }
+        "unsubscribe_candidates" => {
+            let candidates = q.candidates().await.map_err(|e| e.to_string())?;
+            let summary = format!("{} candidates", candidates.len());
+            Ok((json!({ "candidates": to_json(&candidates) }), summary))
+        }
+        "unsubscribe_history" => {
+            let entries = q
+                .history(arg_str(args, "sender"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let summary = format!("{} entries", entries.len());
+            Ok((json!({ "entries": to_json(&entries) }), summary))
+        }
+        "unsubscribe" => {
+            let target = match (arg_str(args, "sender"), arg_str(args, "candidate_id")) {
+                (Some(sender), None) => UnsubscribeTargetRef::Sender(sender.to_owned()),
+                (None, Some(id)) => UnsubscribeTargetRef::Candidate(id.to_owned()),
+                _ => return Err("give exactly one of args.sender and args.candidate_id".into()),
+            };
+            let dry_run = args
+                .get("dry_run")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let outcome = q
+                .unsubscribe(UnsubscribeRequest {
+                    target,
+                    dry_run,
+                    actor: principal.subject.clone(),
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            let summary = format!(
+                "{}: {:?} via {}",
+                outcome.sender,
+                outcome.result,
+                outcome.method.as_str()
+            )
+            .to_lowercase();
+            Ok((to_json(&outcome), summary))
+        }
+        "unsubscribe_digest" => {
+            let send = args.get("send").and_then(Value::as_bool).unwrap_or(false);
+            let outcome = q.digest(send).await.map_err(|e| e.to_string())?;
+            let summary = format!(
+                "{} new candidates; {}",
+                outcome.candidates.len(),
+                if outcome.sent {
+                    "digest sent"
+                } else {
+                    "not sent"
+                }
+            );
+            Ok((to_json(&outcome), summary))
+        }
+        "sender_decision" => {
+            let sender = arg_str(args, "sender").ok_or("args.sender is required")?;
+            let decision = match arg_str(args, "decision") {
+                Some("keep") => Decision::Keep,
+                Some("auto_archive") => Decision::AutoArchive,
+                other => {
+                    return Err(format!(
+                        "args.decision must be keep or auto_archive, not {other:?}"
+                    ));
+                }
+            };
+            let recorded = q
+                .set_decision(sender, decision, &principal.subject)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok((
+                to_json(&recorded),
+                format!("{sender}: {:?}", recorded.decision).to_lowercase(),
+            ))
+        }
+        other => Err(format!("operation {other} does not exist")),
+    }
+}
+
+/// Results as the same JSON the REST API returns.
+pub fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
