@@ -1,6 +1,14 @@
-//! `quietbox-mcp`: glue only — flag parsing, wiring and serving live in `quietbox-runtime`.
+//! `quietbox-mcp`: the MCP server (streamable HTTP at `/mcp`, or `--transport stdio`). Glue only —
+//! settings, wiring, the tools and serving live in `quietbox-runtime`.
 
-fn main() {
-    eprintln!("quietbox-mcp: not built yet; see the open issues");
-    std::process::exit(2);
+use std::process::ExitCode;
+
+use quietbox_runtime::config::Binary;
+
+fn main() -> ExitCode {
+    quietbox_runtime::cli::main_with_stdio(
+        Binary::Mcp,
+        quietbox_runtime::mcp::router,
+        Some(|app| Box::pin(quietbox_runtime::mcp::serve_stdio(app))),
+    )
 }

@@ -31,7 +31,13 @@ pub struct Cli {
     /// What to do (default: serve).
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// How to serve: `http` (default), or `stdio` (MCP only, for desktop clients).
+    #[arg(long, global = true, default_value = "http", value_parser = ["http", "stdio"])]
+    pub transport: String,
 }
+
+/// Serves a protocol over stdin/stdout (MCP's stdio transport).
+pub type StdioServe = fn(App) -> futures::future::BoxFuture<'static, Result<(), String>>;
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
@@ -123,7 +129,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Runs a binary: parses flags, loads settings, and serves `surface` or runs a subcommand.
 /// Errors end the process with one line on stderr and exit code 1 (2 for bad settings).
 pub fn main(binary: Binary, surface: fn(App) -> Router) -> ExitCode {
+    main_with_stdio(binary, surface, None)
+}
+
+/// Like [`main`], for a binary that can also serve over stdio (`--transport stdio`).
+pub fn main_with_stdio(
+    binary: Binary,
+    surface: fn(App) -> Router,
+    stdio: Option<StdioServe>,
+) -> ExitCode {
     let cli = Cli::parse();
+    if cli.transport == "stdio" && stdio.is_none() {
+        eprintln!(
+            "{}: --transport stdio is only for quietbox-mcp",
+            binary.name()
+        );
+        return ExitCode::from(2);
+    }
     let settings = match Settings::load(binary) {
         Ok(settings) => settings,
         Err(error) => {
@@ -142,12 +164,15 @@ pub fn main(binary: Binary, surface: fn(App) -> Router) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(
-        binary,
-        settings,
-        cli.command.unwrap_or(Command::Serve),
-        surface,
-    )) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    let outcome = match (&command, stdio) {
+        (Command::Serve, Some(stdio)) if cli.transport == "stdio" => runtime.block_on(async move {
+            let app = wiring::build(settings).await.map_err(|e| e.to_string())?;
+            stdio(app).await
+        }),
+        _ => runtime.block_on(run(binary, settings, command, surface)),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("{}: {error}", binary.name());
