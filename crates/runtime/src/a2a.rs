@@ -505,23 +505,33 @@ fn artifact(skill: &Skill, result: Value, summary: &str) -> Value {
     json!({"artifactId": uuid::Uuid::new_v4().to_string(), "name": skill.id, "parts": [{"data": result}, {"text": summary}]})
 }
 
+/// Runs the prepared skill; returns the final task (stored), its state and its artifact.
+async fn finish(
+    app: &App,
+    principal: &Principal,
+    p: &Prepared,
+) -> Result<(Value, &'static str, Option<Value>), Failure> {
+    let (state, art, text) = match operations::execute(app, principal, p.skill.id, &p.args).await {
+        Ok((result, summary)) => (
+            "TASK_STATE_COMPLETED",
+            Some(artifact(p.skill, result, &summary)),
+            summary,
+        ),
+        Err(error) => ("TASK_STATE_FAILED", None, error),
+    };
+    let task = json!({"id": p.task_id, "contextId": p.context_id, "status": status(state, &p.context_id, &p.task_id, Some(&text)),
+        "artifacts": art.iter().cloned().collect::<Vec<_>>(), "history": p.history});
+    save(app, &task, state).await?;
+    Ok((task, state, art))
+}
+
 async fn run_message(
     app: &App,
     principal: &Principal,
     params: &Value,
 ) -> Result<(Value, Option<Value>), Failure> {
     let p = prepare(app, principal, params)?;
-    let outcome = operations::execute(app, principal, p.skill.id, &p.args).await;
-    let (state, art, text) = match outcome {
-        Ok((result, summary)) => {
-            let art = artifact(p.skill, result, &summary);
-            ("TASK_STATE_COMPLETED", Some(art), summary)
-        }
-        Err(error) => ("TASK_STATE_FAILED", None, error),
-    };
-    let task = json!({"id": p.task_id, "contextId": p.context_id, "status": status(state, &p.context_id, &p.task_id, Some(&text)),
-        "artifacts": art.iter().cloned().collect::<Vec<_>>(), "history": p.history});
-    save(app, &task, state).await?;
+    let (task, _, art) = finish(app, principal, &p).await?;
     Ok((task, art))
 }
 
@@ -546,22 +556,21 @@ async fn stream(app: &App, principal: &Principal, request: &Value) -> Result<Res
         send(json!({"statusUpdate": {"taskId": p.task_id, "contextId": p.context_id,
             "status": status("TASK_STATE_WORKING", &p.context_id, &p.task_id, Some(&format!("running {}", p.skill.id)))}}))
         .await;
-        let outcome = operations::execute(&app, &principal, p.skill.id, &p.args).await;
-        let (state, art, text) = match outcome {
-            Ok((result, summary)) => (
-                "TASK_STATE_COMPLETED",
-                Some(artifact(p.skill, result, &summary)),
-                summary,
-            ),
-            Err(error) => ("TASK_STATE_FAILED", None, error),
+        let (art, final_status) = match finish(&app, &principal, &p).await {
+            Ok((task, _, art)) => (art, task["status"].clone()),
+            Err(_) => {
+                tracing::error!(task = %p.task_id, "could not store the final task state");
+                let status = status(
+                    "TASK_STATE_FAILED",
+                    &p.context_id,
+                    &p.task_id,
+                    Some("state store failed"),
+                );
+                (None, status)
+            }
         };
         if let Some(art) = &art {
             send(json!({"artifactUpdate": {"taskId": p.task_id, "contextId": p.context_id, "artifact": art, "append": false, "lastChunk": true}})).await;
-        }
-        let final_status = status(state, &p.context_id, &p.task_id, Some(&text));
-        let task = json!({"id": p.task_id, "contextId": p.context_id, "status": final_status, "artifacts": art.iter().cloned().collect::<Vec<_>>(), "history": p.history});
-        if save(&app, &task, state).await.is_err() {
-            tracing::error!(task = %p.task_id, "could not store the final task state");
         }
         send(json!({"statusUpdate": {"taskId": p.task_id, "contextId": p.context_id, "status": final_status}})).await;
     });

@@ -5,9 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use quietbox_auth::{
-    AuthConfig, AuthMode, Authenticator, JwksTiming, RateLimiter, Secret as AuthSecret,
-};
+use quietbox_auth::{AuthConfig, AuthMode, Authenticator, JwksTiming, RateLimiter};
 use quietbox_core::Quietbox;
 use quietbox_core::ports::{CalendarProvider, MailProvider, SystemClock};
 use quietbox_core::service;
@@ -78,16 +76,9 @@ pub fn auth_config(settings: &Settings) -> Result<AuthConfig, WiringError> {
         .parse()
         .map_err(|e: quietbox_auth::UnknownMode| WiringError::Provider(e.to_string()))?;
     let mut config = AuthConfig::new(mode);
-    config.api_key = settings
-        .auth
-        .api_key
-        .as_ref()
-        .map(|s| AuthSecret::new(s.expose()));
-    config.jwt_secret = settings
-        .auth
-        .jwt_secret
-        .as_ref()
-        .map(|s| AuthSecret::new(s.expose()));
+    // The same `Secret` type end to end: settings never copy a secret into a plain string.
+    config.api_key = settings.auth.api_key.clone();
+    config.jwt_secret = settings.auth.jwt_secret.clone();
     config.jwks_url = settings.auth.jwks_url.clone();
     config.issuer = settings.auth.issuer.clone();
     config.audience = Some(settings.auth.audience.clone());

@@ -40,10 +40,6 @@ struct ClientSection {
     token_uri: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct HttpError(String);
-
 /// Runs the flow: `show_url` receives the consent URL (print it, or open a browser). Waits at
 /// most `timeout` for the redirect.
 pub async fn login(
@@ -108,31 +104,7 @@ pub async fn login(
             "the redirect's state does not match (possible CSRF); run login again".into(),
         ));
     }
-    let http = reqwest::Client::new();
-    let send = move |request: oauth2::HttpRequest| {
-        let http = http.clone();
-        async move {
-            let (parts, body) = request.into_parts();
-            let response = http
-                .request(parts.method, parts.uri.to_string())
-                .headers(parts.headers)
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| HttpError(e.to_string()))?;
-            let mut builder = oauth2::http::Response::builder().status(response.status());
-            for (name, value) in response.headers() {
-                builder = builder.header(name, value);
-            }
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| HttpError(e.to_string()))?;
-            builder
-                .body(bytes.to_vec())
-                .map_err(|e| HttpError(e.to_string()))
-        }
-    };
+    let send = super::oauth_http::client(reqwest::Client::new());
     let token = client
         .exchange_code(AuthorizationCode::new(code))
         .set_pkce_verifier(verifier)

@@ -6,6 +6,7 @@ mod api;
 mod calendar;
 mod gmail;
 mod login;
+mod oauth_http;
 mod quota;
 mod token;
 

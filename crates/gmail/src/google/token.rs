@@ -5,7 +5,6 @@
 //! at the same moment wait for one refresh and then use its result.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use oauth2::basic::BasicClient;
@@ -69,10 +68,6 @@ pub struct TokenManager {
     http: reqwest::Client,
     token: Mutex<TokenFile>,
 }
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct HttpError(String);
 
 impl TokenManager {
     /// Loads `token.json`. A missing or unreadable file is a clear error telling the operator to
@@ -143,32 +138,7 @@ impl TokenManager {
         if let Some(secret) = &token.client_secret {
             client = client.set_client_secret(ClientSecret::new(secret.clone()));
         }
-        let http = self.http.clone();
-        let send = move |request: oauth2::HttpRequest| {
-            let http = http.clone();
-            async move {
-                let (parts, body) = request.into_parts();
-                let response = http
-                    .request(parts.method, parts.uri.to_string())
-                    .headers(parts.headers)
-                    .body(body)
-                    .timeout(Duration::from_secs(20))
-                    .send()
-                    .await
-                    .map_err(|e| HttpError(e.to_string()))?;
-                let mut builder = oauth2::http::Response::builder().status(response.status());
-                for (name, value) in response.headers() {
-                    builder = builder.header(name, value);
-                }
-                let bytes = response
-                    .bytes()
-                    .await
-                    .map_err(|e| HttpError(e.to_string()))?;
-                builder
-                    .body(bytes.to_vec())
-                    .map_err(|e| HttpError(e.to_string()))
-            }
-        };
+        let send = super::oauth_http::client(self.http.clone());
         let response = client.exchange_refresh_token(&RefreshToken::new(refresh_token)).request_async(&send).await.map_err(|error| match error {
             RequestTokenError::ServerResponse(response) if response.error().as_ref() == "invalid_grant" => ProviderError::AuthExpired(
                 "Google refused the refresh token (revoked or expired); run `quietbox-api login` again".into(),
