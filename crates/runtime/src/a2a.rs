@@ -21,6 +21,7 @@ use axum::routing::{get, post};
 use chrono::Utc;
 use quietbox_auth::http::{AuthLayer, AuthRejection};
 use quietbox_auth::{AuthError, Principal, Scope};
+use quietbox_core::ports::{NoProgress, ScanProgress};
 use quietbox_core::store::{TaskQuery, TaskRecord};
 use serde_json::{Value, json};
 
@@ -40,6 +41,36 @@ mod codes {
     pub const TASK_NOT_FOUND: i64 = -32001;
     pub const TASK_NOT_CANCELABLE: i64 = -32002;
     pub const VERSION_NOT_SUPPORTED: i64 = -32009;
+}
+
+/// Streaming tasks running in this process, so `CancelTask` can stop them.
+fn running()
+-> &'static std::sync::Mutex<std::collections::HashMap<String, tokio::task::AbortHandle>> {
+    static RUNNING: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, tokio::task::AbortHandle>>,
+    > = std::sync::OnceLock::new();
+    RUNNING.get_or_init(Default::default)
+}
+
+/// Sends scan progress as `TASK_STATE_WORKING` status updates on the task's SSE stream.
+struct ChannelProgress {
+    tx: tokio::sync::mpsc::Sender<Value>,
+    id: Value,
+    task_id: String,
+    context_id: String,
+}
+
+impl ScanProgress for ChannelProgress {
+    fn report(&self, done: usize, total: Option<usize>) {
+        let text = match total {
+            Some(total) => format!("scanned {done} of {total} messages"),
+            None => format!("scanned {done} messages"),
+        };
+        let update = json!({"statusUpdate": {"taskId": self.task_id, "contextId": self.context_id,
+            "status": status("TASK_STATE_WORKING", &self.context_id, &self.task_id, Some(&text))}});
+        // Progress is best effort: a slow reader skips updates rather than slowing the scan.
+        let _ = self.tx.try_send(rpc_result(&self.id, update));
+    }
 }
 
 /// One skill: id, description, scope, examples.
@@ -360,13 +391,26 @@ async fn dispatch(
             let record = record.ok_or_else(|| {
                 Failure::Rpc(codes::TASK_NOT_FOUND, format!("task {id} not found"))
             })?;
-            Err(Failure::Rpc(
-                codes::TASK_NOT_CANCELABLE,
-                format!(
-                    "task {id} is {} and can no longer be canceled",
-                    record.state
-                ),
-            ))
+            let handle = running().lock().ok().and_then(|mut r| r.remove(id));
+            let Some(handle) = handle else {
+                return Err(Failure::Rpc(
+                    codes::TASK_NOT_CANCELABLE,
+                    format!(
+                        "task {id} is {} and is not running here; it can no longer be canceled",
+                        record.state
+                    ),
+                ));
+            };
+            handle.abort();
+            let mut task = record.payload;
+            task["status"] = status(
+                "TASK_STATE_CANCELED",
+                &record.context_id,
+                id,
+                Some("canceled by request"),
+            );
+            save(app, &task, "TASK_STATE_CANCELED").await?;
+            Ok(task)
         }
         "GetExtendedAgentCard" => Ok(agent_card(app, url)),
         other => Err(Failure::Rpc(
@@ -510,15 +554,17 @@ async fn finish(
     app: &App,
     principal: &Principal,
     p: &Prepared,
+    progress: &dyn ScanProgress,
 ) -> Result<(Value, &'static str, Option<Value>), Failure> {
-    let (state, art, text) = match operations::execute(app, principal, p.skill.id, &p.args).await {
-        Ok((result, summary)) => (
-            "TASK_STATE_COMPLETED",
-            Some(artifact(p.skill, result, &summary)),
-            summary,
-        ),
-        Err(error) => ("TASK_STATE_FAILED", None, error),
-    };
+    let (state, art, text) =
+        match operations::execute(app, principal, p.skill.id, &p.args, progress).await {
+            Ok((result, summary)) => (
+                "TASK_STATE_COMPLETED",
+                Some(artifact(p.skill, result, &summary)),
+                summary,
+            ),
+            Err(error) => ("TASK_STATE_FAILED", None, error),
+        };
     let task = json!({"id": p.task_id, "contextId": p.context_id, "status": status(state, &p.context_id, &p.task_id, Some(&text)),
         "artifacts": art.iter().cloned().collect::<Vec<_>>(), "history": p.history});
     save(app, &task, state).await?;
@@ -531,7 +577,7 @@ async fn run_message(
     params: &Value,
 ) -> Result<(Value, Option<Value>), Failure> {
     let p = prepare(app, principal, params)?;
-    let (task, _, art) = finish(app, principal, &p).await?;
+    let (task, _, art) = finish(app, principal, &p, &NoProgress).await?;
     Ok((task, art))
 }
 
@@ -543,8 +589,9 @@ async fn stream(app: &App, principal: &Principal, request: &Value) -> Result<Res
     save(app, &working, "TASK_STATE_WORKING").await?;
     let app = app.clone();
     let principal = principal.clone();
-    let (tx, rx) = tokio::sync::mpsc::channel::<Value>(16);
-    tokio::spawn(async move {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Value>(64);
+    let task_id = p.task_id.clone();
+    let worker = tokio::spawn(async move {
         let send = |result: Value| {
             let tx = tx.clone();
             let id = id.clone();
@@ -556,7 +603,13 @@ async fn stream(app: &App, principal: &Principal, request: &Value) -> Result<Res
         send(json!({"statusUpdate": {"taskId": p.task_id, "contextId": p.context_id,
             "status": status("TASK_STATE_WORKING", &p.context_id, &p.task_id, Some(&format!("running {}", p.skill.id)))}}))
         .await;
-        let (art, final_status) = match finish(&app, &principal, &p).await {
+        let progress = ChannelProgress {
+            tx: tx.clone(),
+            id: id.clone(),
+            task_id: p.task_id.clone(),
+            context_id: p.context_id.clone(),
+        };
+        let (art, final_status) = match finish(&app, &principal, &p, &progress).await {
             Ok((task, _, art)) => (art, task["status"].clone()),
             Err(_) => {
                 tracing::error!(task = %p.task_id, "could not store the final task state");
@@ -573,7 +626,13 @@ async fn stream(app: &App, principal: &Principal, request: &Value) -> Result<Res
             send(json!({"artifactUpdate": {"taskId": p.task_id, "contextId": p.context_id, "artifact": art, "append": false, "lastChunk": true}})).await;
         }
         send(json!({"statusUpdate": {"taskId": p.task_id, "contextId": p.context_id, "status": final_status}})).await;
+        if let Ok(mut running) = running().lock() {
+            running.remove(&p.task_id);
+        }
     });
+    if let Ok(mut running) = running().lock() {
+        running.insert(task_id, worker.abort_handle());
+    }
     let events = futures_stream(rx);
     Ok(Sse::new(events)
         .keep_alive(axum::response::sse::KeepAlive::new().interval(Duration::from_secs(15)))

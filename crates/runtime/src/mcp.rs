@@ -13,10 +13,11 @@ use std::sync::Arc;
 use axum::Router;
 use quietbox_auth::http::{AuthLayer, protected_resource_routes};
 use quietbox_auth::{AuthMethod, Principal, Scope, ScopeSet};
+use quietbox_core::ports::{NoProgress, ScanProgress};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
-    ToolAnnotations,
+    JsonObject, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -226,17 +227,54 @@ impl ServerHandler for QuietboxMcp {
         if spec.name == "send_unsubscribe_digest" && args.get("send").is_none() {
             args["send"] = Value::Bool(true);
         }
-        Ok(
-            match operations::execute(&self.app, &principal, spec.operation, &args).await {
-                Ok((result, summary)) => {
-                    let mut done = CallToolResult::success(vec![ContentBlock::text(summary)]);
-                    done.structured_content = Some(result);
-                    done
-                }
-                Err(error) => failure(error),
+        // Progress notifications go through one forwarding task that the call waits for, so
+        // every notification reaches the client before the result.
+        let (progress, forwarder) = match context.meta.get_progress_token() {
+            Some(token) => {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Option<usize>)>();
+                let peer = context.peer.clone();
+                let forwarder = tokio::spawn(async move {
+                    while let Some((done, total)) = rx.recv().await {
+                        let mut param = ProgressNotificationParam::new(token.clone(), done as f64);
+                        param.total = total.map(|t| t as f64);
+                        param.message = Some(format!("scanned {done} messages"));
+                        let _ = peer.notify_progress(param).await;
+                    }
+                });
+                (Some(PeerProgress(tx)), Some(forwarder))
             }
-            .into(),
-        )
+            None => (None, None),
+        };
+        let outcome = match &progress {
+            Some(progress) => {
+                operations::execute(&self.app, &principal, spec.operation, &args, progress).await
+            }
+            None => {
+                operations::execute(&self.app, &principal, spec.operation, &args, &NoProgress).await
+            }
+        };
+        drop(progress);
+        if let Some(forwarder) = forwarder {
+            let _ = forwarder.await;
+        }
+        Ok(match outcome {
+            Ok((result, summary)) => {
+                let mut done = CallToolResult::success(vec![ContentBlock::text(summary)]);
+                done.structured_content = Some(result);
+                done
+            }
+            Err(error) => failure(error),
+        }
+        .into())
+    }
+}
+
+/// Scan progress handed to the forwarding task of one tool call.
+struct PeerProgress(tokio::sync::mpsc::UnboundedSender<(usize, Option<usize>)>);
+
+impl ScanProgress for PeerProgress {
+    fn report(&self, done: usize, total: Option<usize>) {
+        let _ = self.0.send((done, total));
     }
 }
 

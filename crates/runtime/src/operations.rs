@@ -5,7 +5,7 @@
 use chrono::{NaiveTime, Utc};
 use quietbox_auth::Principal;
 use quietbox_core::availability::{AvailabilityQuery, WorkingHours};
-use quietbox_core::ports::NoProgress;
+use quietbox_core::ports::ScanProgress;
 use quietbox_core::service::{ScanOptions, UnsubscribeRequest, UnsubscribeTargetRef};
 use quietbox_core::store::Decision;
 use serde_json::{Value, json};
@@ -24,6 +24,7 @@ pub async fn execute(
     principal: &Principal,
     operation: &str,
     args: &Value,
+    progress: &dyn ScanProgress,
 ) -> Result<(Value, String), String> {
     let q = &app.quietbox;
     match operation {
@@ -86,10 +87,7 @@ pub async fn execute(
                 since: None,
                 limit: args.get("limit").and_then(Value::as_u64).unwrap_or(100) as usize,
             };
-            let report = q
-                .scan(options, &NoProgress)
-                .await
-                .map_err(|e| e.to_string())?;
+            let report = q.scan(options, progress).await.map_err(|e| e.to_string())?;
             let c = &report.classes;
             let summary = format!(
                 "{} messages: {} newsletters, {} notifications, {} personal, {} other",

@@ -360,3 +360,95 @@ async fn the_per_tenant_rate_limit_answers_429_with_retry_after() {
     let (status, _) = call(&server, key(), send(3, json!([{"text": "candidates"}]))).await;
     assert_eq!(status, 200, "reads are not limited");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_streamed_scan_reports_progress_and_can_be_canceled() {
+    use quietbox_testkit::{FakeGoogle, FakeMessage, Faults};
+    // A slow Gmail (the fake, 150 ms per call) so the scan is still running when we cancel.
+    let fake = FakeGoogle::start("owner@example.com").await;
+    fake.set_quota(1_000_000);
+    fake.add_messages(
+        (0..400)
+            .map(|i| {
+                FakeMessage::new(
+                    &format!("m{i}"),
+                    "n@news.example.com",
+                    1_795_000_000_000 + i,
+                    &[],
+                )
+            })
+            .collect(),
+    );
+    fake.set_faults(Faults {
+        latency: std::time::Duration::from_millis(150),
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token.json");
+    std::fs::write(&token_file, json!({"refresh_token": "refresh-1", "token_uri": format!("{}/token", fake.base), "client_id": "c"}).to_string()).unwrap();
+    let token_path = token_file.display().to_string();
+    let env = env(
+        dir.path(),
+        &[
+            ("MAIL_PROVIDER", "gmail"),
+            ("GOOGLE_TOKEN_FILE", &token_path),
+            ("GOOGLE_API_BASE_URL", &fake.base),
+        ],
+    );
+    let server = binary::spawn(BIN, dir, &env);
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage",
+        "params": {"message": {"messageId": "s", "role": "ROLE_USER", "parts": [{"text": "scan inbox"}]}}});
+    let mut response = reqwest::Client::new()
+        .post(server.url("/"))
+        .header("x-api-key", KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    let mut progress_seen = false;
+    let task_id = loop {
+        let chunk = response.chunk().await.unwrap().expect("stream open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+        if seen.contains("scanned ") {
+            progress_seen = true;
+        }
+        let id = seen
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+            .find_map(|e| e["result"]["task"]["id"].as_str().map(str::to_owned));
+        if let (Some(id), true) = (id, progress_seen) {
+            break id;
+        }
+    };
+    let (_, canceled) = call(
+        &server,
+        key(),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "CancelTask", "params": {"id": task_id}}),
+    )
+    .await;
+    assert_eq!(
+        canceled["result"]["status"]["state"], "TASK_STATE_CANCELED",
+        "{canceled}"
+    );
+    let rest = response.text().await.unwrap_or_default();
+    assert!(
+        !rest.contains("TASK_STATE_COMPLETED"),
+        "a canceled scan does not complete"
+    );
+    let (_, got) = call(
+        &server,
+        key(),
+        json!({"jsonrpc": "2.0", "id": 3, "method": "GetTask", "params": {"id": task_id}}),
+    )
+    .await;
+    assert_eq!(got["result"]["status"]["state"], "TASK_STATE_CANCELED");
+    let (_, again) = call(
+        &server,
+        key(),
+        json!({"jsonrpc": "2.0", "id": 4, "method": "CancelTask", "params": {"id": task_id}}),
+    )
+    .await;
+    assert_eq!(again["error"]["code"], -32002);
+}

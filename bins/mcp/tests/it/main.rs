@@ -334,3 +334,38 @@ async fn serve(listener: tokio::net::TcpListener, metadata: Value) {
         });
     }
 }
+
+#[tokio::test]
+async fn a_scan_with_a_progress_token_sends_progress_before_the_result() {
+    let server = spawn(&[]);
+    let session = Session::open(&server, key()).await;
+    let client = reqwest::Client::new();
+    let response = client
+        .post(server.url("/mcp"))
+        .header("x-api-key", KEY)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", session.id.clone().unwrap())
+        .json(&json!({"jsonrpc": "2.0", "id": 99, "method": "tools/call",
+            "params": {"name": "scan_inbox", "arguments": {"limit": 1}, "_meta": {"progressToken": "p-1"}}}))
+        .send()
+        .await
+        .unwrap();
+    let text = response.text().await.unwrap();
+    let messages: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim)
+        .filter_map(|d| serde_json::from_str(d).ok())
+        .collect();
+    let progress = messages
+        .iter()
+        .position(|m| m["method"] == "notifications/progress")
+        .expect("a progress notification");
+    let result = messages
+        .iter()
+        .position(|m| m["id"] == 99)
+        .expect("the result");
+    assert!(progress < result, "{messages:?}");
+    assert_eq!(messages[progress]["params"]["progressToken"], "p-1");
+    assert_eq!(messages[progress]["params"]["total"], 300.0);
+}
