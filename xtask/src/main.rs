@@ -109,6 +109,14 @@ fn interop() -> Result<()> {
             "target/debug/quietbox-a2a",
             "data/sample",
         ],
+    )?;
+    run(
+        &python,
+        &[
+            "tests/interop/mcp_interop.py",
+            "target/debug/quietbox-mcp",
+            "data/sample",
+        ],
     )
 }
 
