@@ -336,20 +336,7 @@ async fn dispatch(
             let (task, _) = run_message(app, principal, &params).await?;
             Ok(json!({ "task": task }))
         }
-        "GetTask" => {
-            let id = params.get("id").and_then(Value::as_str).ok_or_else(|| {
-                Failure::Rpc(codes::INVALID_PARAMS, "GetTask needs params.id".into())
-            })?;
-            let record = app
-                .state
-                .get_task(id)
-                .await
-                .map_err(|e| Failure::Rpc(codes::INTERNAL, e.to_string()))?;
-            let record = record.ok_or_else(|| {
-                Failure::Rpc(codes::TASK_NOT_FOUND, format!("task {id} not found"))
-            })?;
-            Ok(record.payload)
-        }
+        "GetTask" => Ok(stored_task(app, &params, method).await?.1.payload),
         "ListTasks" => {
             let query = TaskQuery {
                 context_id: params
@@ -380,17 +367,8 @@ async fn dispatch(
             )
         }
         "CancelTask" => {
-            let id = params.get("id").and_then(Value::as_str).ok_or_else(|| {
-                Failure::Rpc(codes::INVALID_PARAMS, "CancelTask needs params.id".into())
-            })?;
-            let record = app
-                .state
-                .get_task(id)
-                .await
-                .map_err(|e| Failure::Rpc(codes::INTERNAL, e.to_string()))?;
-            let record = record.ok_or_else(|| {
-                Failure::Rpc(codes::TASK_NOT_FOUND, format!("task {id} not found"))
-            })?;
+            let (id, record) = stored_task(app, &params, method).await?;
+            let id = id.as_str();
             let handle = running().lock().ok().and_then(|mut r| r.remove(id));
             let Some(handle) = handle else {
                 return Err(Failure::Rpc(
@@ -418,6 +396,26 @@ async fn dispatch(
             format!("Method not found: {other}"),
         )),
     }
+}
+
+/// The task named by `params.id`: -32602 without an id, -32001 when it does not exist.
+async fn stored_task(
+    app: &App,
+    params: &Value,
+    method: &str,
+) -> Result<(String, TaskRecord), Failure> {
+    let id = params
+        .get("id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Failure::Rpc(codes::INVALID_PARAMS, format!("{method} needs params.id")))?;
+    let record = app
+        .state
+        .get_task(id)
+        .await
+        .map_err(|e| Failure::Rpc(codes::INTERNAL, e.to_string()))?;
+    let record = record
+        .ok_or_else(|| Failure::Rpc(codes::TASK_NOT_FOUND, format!("task {id} not found")))?;
+    Ok((id.to_owned(), record))
 }
 
 /// Which skill a message asks for, and its arguments.
