@@ -3,12 +3,16 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+mod rmcp_client;
+
 use quietbox_testkit::binary::{self, Server, with};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_quietbox-mcp");
 const KEY: &str = "mcp-test-key-0123456789";
 const SECRET: &str = "mcp-jwt-secret-0123456789abcdef";
+const RSA1_PEM: &str = include_str!("../../../../crates/auth/tests/keys/rsa1.pem");
+const RSA1_JWKS: &str = include_str!("../../../../crates/auth/tests/keys/rsa1.jwks.json");
 
 fn spawn(extra: &[(&str, &str)]) -> Server {
     let dir = tempfile::tempdir().unwrap();
@@ -291,15 +295,59 @@ async fn oauth_mode_answers_401_with_resource_metadata_and_checks_the_audience()
         .unwrap();
     assert_eq!(document["resource"], resource);
     assert_eq!(document["authorization_servers"][0], issuer.as_str());
-    // An HS256 token minted for another audience is refused.
+    // Tokens from the issuer's key: only the one minted for this resource is accepted.
+    let signed = |aud: &str| {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let claims = json!({"sub": "desk-2", "iss": issuer, "aud": aud, "scope": "unsubscribe:read", "exp": now + 600});
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some("rsa1".into());
+        jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_rsa_pem(RSA1_PEM.as_bytes()).unwrap(),
+        )
+        .unwrap()
+    };
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
     let response = reqwest::Client::new()
         .post(server.url("/mcp"))
-        .bearer_auth(token("mail:scan"))
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .bearer_auth(signed("https://elsewhere.test/mcp"))
+        .json(&list)
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("wrong_audience")
+    );
+    let response = reqwest::Client::new()
+        .post(server.url("/mcp"))
+        .bearer_auth(token("mail:scan"))
+        .json(&list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        401,
+        "HS256 tokens have no key in oauth mode"
+    );
+    let mut session = Session::open(
+        &server,
+        ("authorization", format!("Bearer {}", signed(resource))),
+    )
+    .await;
+    assert_eq!(
+        session.tools().await.len(),
+        7,
+        "a token for this resource is accepted"
+    );
 }
 
 /// A tiny HTTP/1.1 responder for the authorization server's two JSON documents.
@@ -317,7 +365,7 @@ async fn serve(listener: tokio::net::TcpListener, metadata: Value) {
             let body = if request.starts_with("GET /.well-known/oauth-authorization-server") {
                 metadata.to_string()
             } else if request.starts_with("GET /jwks") {
-                json!({"keys": []}).to_string()
+                RSA1_JWKS.to_owned()
             } else {
                 String::new()
             };
