@@ -7,5 +7,5 @@ mod mbox;
 mod outbox;
 
 pub use ics::LocalCalendar;
-pub use mbox::{LocalMail, read_mbox};
+pub use mbox::{LocalMail, read_mbox, read_messages};
 pub use outbox::Outbox;
