@@ -31,7 +31,7 @@ async fn unsubscribe(
     axum::extract::State(limiter): axum::extract::State<Arc<RateLimiter>>,
     Authorized(who, ..): Authorized<scope::UnsubscribeExecute>,
 ) -> axum::response::Response {
-    match limiter.check(&who.tenant, "unsubscribe") {
+    match limiter.check(&who.tenant, "unsubscribe").await {
         Ok(()) => "unsubscribed\n".into_response(),
         Err(refused) => refused.into_response(),
     }

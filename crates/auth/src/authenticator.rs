@@ -241,7 +241,7 @@ impl Authenticator {
                 params.push("error=\"insufficient_scope\"".to_owned());
                 params.push(format!("scope=\"{scope}\""));
             }
-            AuthError::RateLimited { .. } => return None,
+            AuthError::RateLimited { .. } | AuthError::LimiterUnavailable { .. } => return None,
         }
         Some(format!("Bearer {}", params.join(", ")))
     }

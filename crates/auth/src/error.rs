@@ -95,6 +95,15 @@ pub enum AuthError {
         /// How long to wait.
         retry_after: Duration,
     },
+    /// 503: the shared rate-limit backend cannot answer and the failure policy refuses this
+    /// operation rather than let it through unlimited.
+    #[error(
+        "the rate limiter cannot check {operation} right now (its backend is unavailable); retry shortly"
+    )]
+    LimiterUnavailable {
+        /// The operation that was refused.
+        operation: String,
+    },
 }
 
 impl AuthError {
@@ -103,31 +112,35 @@ impl AuthError {
         AuthError::Forbidden(scope)
     }
 
-    /// The HTTP status: 401, 403 or 429.
+    /// The HTTP status: 401, 403, 429 or 503.
     pub fn status(&self) -> u16 {
         match self {
             AuthError::Unauthenticated(_) => 401,
             AuthError::Forbidden(_) => 403,
             AuthError::RateLimited { .. } => 429,
+            AuthError::LimiterUnavailable { .. } => 503,
         }
     }
 
-    /// A stable label: the 401 reason, `insufficient_scope` or `rate_limited`.
+    /// A stable label: the 401 reason, `insufficient_scope`, `rate_limited` or
+    /// `rate_limit_unavailable`.
     pub fn reason(&self) -> &'static str {
         match self {
             AuthError::Unauthenticated(reason) => reason.as_str(),
             AuthError::Forbidden(_) => "insufficient_scope",
             AuthError::RateLimited { .. } => "rate_limited",
+            AuthError::LimiterUnavailable { .. } => "rate_limit_unavailable",
         }
     }
 
     /// The error code shared with the rest of quietbox (`unauthenticated`,
-    /// `insufficient_scope`, `rate_limited`).
+    /// `insufficient_scope`, `rate_limited`, `rate_limit_unavailable`).
     pub fn code(&self) -> &'static str {
         match self {
             AuthError::Unauthenticated(_) => "unauthenticated",
             AuthError::Forbidden(_) => "insufficient_scope",
             AuthError::RateLimited { .. } => "rate_limited",
+            AuthError::LimiterUnavailable { .. } => "rate_limit_unavailable",
         }
     }
 }

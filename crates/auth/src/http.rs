@@ -88,6 +88,10 @@ impl IntoResponse for AuthRejection {
             let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
+        if let AuthError::LimiterUnavailable { .. } = &self.error {
+            // The backend reconnects by itself; a second is a fair first guess.
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(1u64));
+        }
         response
     }
 }

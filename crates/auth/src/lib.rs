@@ -6,8 +6,10 @@
 //! - [`AuthConfig`] → [`Authenticator`]: the one framework-free entry point,
 //!   `authenticate(&HeaderMap) -> Result<Principal, AuthError>`.
 //! - [`Principal`]: subject, tenant, [`ScopeSet`], [`AuthMethod`]; `require(Scope)` gives a 403.
-//! - [`AuthError`]: 401 (with a [`Reason`] label), 403 (naming the scope) or 429.
-//! - [`RateLimiter`]: GCRA per (tenant, operation).
+//! - [`AuthError`]: 401 (with a [`Reason`] label), 403 (naming the scope), 429, or 503 when
+//!   the shared rate-limit backend is down and the failure policy refuses the operation.
+//! - [`RateLimiter`]: GCRA per (tenant, operation), in memory or (feature `redis`) in Redis so
+//!   that replicas share one budget; a [`FailurePolicy`] says what happens when Redis is down.
 //! - [`http`] (feature `axum`, on by default): [`http::AuthLayer`], the [`http::Authorized`]
 //!   extractor that states a route's scope in its type, and problem+json rejections.
 //!
@@ -37,7 +39,8 @@
 //!   provider is not an outage of the service.
 //! - Tokens over 8 KiB are refused before decoding; the API key is compared in constant time.
 //! - Metrics go through the `metrics` facade (`jwt_verify_errors_total{reason}`,
-//!   `rate_limited_total{operation}`), so the host service picks the exporter.
+//!   `rate_limited_total{operation}`, `rate_limit_backend_errors_total{backend}`), so the host
+//!   service picks the exporter.
 #![warn(missing_docs)]
 // Library code never unwraps; tests may.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
@@ -63,6 +66,11 @@ pub use error::{AuthError, ConfigError, Reason};
 pub use jwks::JwksTiming;
 pub use mode::{AuthMode, UnknownMode};
 pub use principal::{AuthMethod, Principal};
-pub use rate_limit::RateLimiter;
+pub use rate_limit::{
+    Backend as RateLimitBackend, BackendError, Decision, FailurePolicy, MemoryBuckets,
+    OnBackendError, RateLimiter,
+};
+#[cfg(feature = "redis")]
+pub use rate_limit::{GCRA_SCRIPT, RedisBuckets};
 pub use scopes::{Scope, ScopeSet, UnknownScope};
 pub use secret::Secret;

@@ -43,6 +43,7 @@ error_codes! {
     Unauthenticated => ("unauthenticated", Auth),
     Forbidden => ("insufficient_scope", Forbidden),
     RateLimited => ("rate_limited", RateLimited),
+    RateLimitUnavailable => ("rate_limit_unavailable", Unavailable),
     IncidentModeActive => ("incident_mode_active", Unavailable),
     MutationsDisabled => ("mutations_disabled", Forbidden),
     Conflict => ("conflict", Conflict),

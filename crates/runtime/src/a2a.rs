@@ -492,7 +492,7 @@ struct Prepared {
     history: Vec<Value>,
 }
 
-fn prepare(app: &App, principal: &Principal, params: &Value) -> Result<Prepared, Failure> {
+async fn prepare(app: &App, principal: &Principal, params: &Value) -> Result<Prepared, Failure> {
     let message = params
         .get("message")
         .ok_or_else(|| Failure::Rpc(codes::INVALID_PARAMS, "params.message is required".into()))?;
@@ -506,7 +506,7 @@ fn prepare(app: &App, principal: &Principal, params: &Value) -> Result<Prepared,
         _ => None,
     };
     if let Some(operation) = operation {
-        app.limiter.check(&principal.tenant, operation)?;
+        app.limiter.check(&principal.tenant, operation).await?;
     }
     let context_id = message
         .get("contextId")
@@ -574,7 +574,7 @@ async fn run_message(
     principal: &Principal,
     params: &Value,
 ) -> Result<(Value, Option<Value>), Failure> {
-    let p = prepare(app, principal, params)?;
+    let p = prepare(app, principal, params).await?;
     let (task, _, art) = finish(app, principal, &p, &NoProgress).await?;
     Ok((task, art))
 }
@@ -582,7 +582,7 @@ async fn run_message(
 async fn stream(app: &App, principal: &Principal, request: &Value) -> Result<Response, Failure> {
     let (_, params) = check_envelope(request)?;
     let id = request.get("id").cloned().unwrap_or(Value::Null);
-    let p = prepare(app, principal, &params)?;
+    let p = prepare(app, principal, &params).await?;
     let working = json!({"id": p.task_id, "contextId": p.context_id, "status": status("TASK_STATE_WORKING", &p.context_id, &p.task_id, None), "history": p.history});
     save(app, &working, "TASK_STATE_WORKING").await?;
     let app = app.clone();

@@ -219,7 +219,7 @@ impl ServerHandler for QuietboxMcp {
             _ => None,
         };
         if let Some(operation) = operation
-            && let Err(limited) = self.app.limiter.check(&principal.tenant, operation)
+            && let Err(limited) = self.app.limiter.check(&principal.tenant, operation).await
         {
             return Ok(failure(limited.to_string()).into());
         }

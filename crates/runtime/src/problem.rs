@@ -158,6 +158,11 @@ impl From<quietbox_auth::AuthError> for ApiError {
             quietbox_auth::AuthError::Forbidden(_) => {
                 ApiError::new(ErrorCode::Forbidden, error.to_string())
             }
+            quietbox_auth::AuthError::LimiterUnavailable { .. } => {
+                // A 503, not a 429: the client did nothing wrong and may retry in a moment.
+                ApiError::new(ErrorCode::RateLimitUnavailable, error.to_string())
+                    .with_retry_after(std::time::Duration::from_secs(1))
+            }
             quietbox_auth::AuthError::Unauthenticated(_) => {
                 ApiError::new(ErrorCode::Unauthenticated, error.to_string())
                     .with_www_authenticate("Bearer realm=\"quietbox\"")

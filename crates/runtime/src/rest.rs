@@ -195,7 +195,7 @@ async fn scan(
     Authorized(who, ..): Authorized<scope::MailScan>,
     AppJson(body): AppJson<ScanBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    app.limiter.check(&who.tenant, "scan")?;
+    app.limiter.check(&who.tenant, "scan").await?;
     let limit = body.limit.unwrap_or(100);
     if limit == 0 || limit > 1000 {
         return Err(ApiError::new(
@@ -248,7 +248,7 @@ async fn unsubscribe(
     headers: HeaderMap,
     AppJson(body): AppJson<UnsubscribeBody>,
 ) -> Result<Response, ApiError> {
-    app.limiter.check(&who.tenant, "unsubscribe")?;
+    app.limiter.check(&who.tenant, "unsubscribe").await?;
     let target = match (&body.sender, &body.candidate_id) {
         (Some(sender), None) => UnsubscribeTargetRef::Sender(sender.clone()),
         (None, Some(id)) => UnsubscribeTargetRef::Candidate(id.clone()),
@@ -363,7 +363,7 @@ async fn digest(
     Authorized(who, ..): Authorized<scope::UnsubscribeDigest>,
     AppJson(body): AppJson<DigestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    app.limiter.check(&who.tenant, "digest")?;
+    app.limiter.check(&who.tenant, "digest").await?;
     Ok(axum::Json(app.quietbox.digest(body.send).await?))
 }
 

@@ -16,6 +16,7 @@
 //!   (latency, 5xx responses, dropped connections), with call counters per method.
 
 pub mod binary;
+pub mod redis_server;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
