@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use quietbox_auth::{AuthConfig, AuthMode, Authenticator, JwksTiming, RateLimiter};
+use quietbox_auth::{
+    AuthConfig, AuthMode, Authenticator, FailurePolicy, JwksTiming, OnBackendError, RateLimiter,
+};
 use quietbox_core::Quietbox;
 use quietbox_core::ports::{CalendarProvider, MailProvider, SystemClock};
 use quietbox_core::service;
@@ -17,11 +19,19 @@ use quietbox_gmail::local::{LocalCalendar, LocalMail, Outbox};
 use quietbox_gmail::outbound::{OutboundPolicy, SsrfGuardedClient};
 use quietbox_state::{FileStore, PgStore};
 
-use crate::config::{MailProviderKind, Settings, StateBackend};
+use crate::config::{MailProviderKind, RateLimitBackend, RateLimitOnError, Settings, StateBackend};
 
 /// Gmail's per-user quota, a little under 250 units/s so that clock skew between our bucket and
 /// Google's window does not turn into 429s.
 const GMAIL_UNITS_PER_SECOND: u32 = 240;
+
+/// The rate-limited operations that change something (an unsubscribe, a sent digest): with the
+/// default `RATE_LIMIT_ON_ERROR`, these are refused while the limiter's backend is down, and the
+/// others (scans) are let through.
+pub const MUTATING_OPERATIONS: &[&str] = &["unsubscribe", "digest"];
+
+/// Prefix of the rate-limit keys in Redis (one Redis may serve other applications too).
+pub const REDIS_KEY_PREFIX: &str = "quietbox:rate:";
 
 /// Why start-up failed. Each message names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +102,32 @@ pub fn auth_config(settings: &Settings) -> Result<AuthConfig, WiringError> {
     Ok(config)
 }
 
+/// The rate limiter of `RATE_LIMIT_BACKEND`, failing per `RATE_LIMIT_ON_ERROR`.
+pub fn rate_limiter(settings: &Settings) -> Result<RateLimiter, WiringError> {
+    let limiter = match &settings.rate_limit_backend {
+        RateLimitBackend::Memory => {
+            RateLimiter::memory(settings.rate_limit_per_min, settings.rate_limit_burst)
+        }
+        RateLimitBackend::Redis { url } => {
+            let limiter = RateLimiter::redis(
+                url.expose(),
+                REDIS_KEY_PREFIX,
+                settings.rate_limit_per_min,
+                settings.rate_limit_burst,
+            )?;
+            tracing::info!("rate limits are shared through Redis");
+            limiter
+        }
+    };
+    let policy = FailurePolicy::split(MUTATING_OPERATIONS);
+    let policy = match settings.rate_limit_on_error {
+        RateLimitOnError::Split => policy,
+        RateLimitOnError::Open => policy.uniform(OnBackendError::Open),
+        RateLimitOnError::Closed => policy.uniform(OnBackendError::Closed),
+    };
+    Ok(limiter.with_failure_policy(policy))
+}
+
 /// Builds the app.
 pub async fn build(settings: Settings) -> Result<App, WiringError> {
     let state = open_state(&settings).await?;
@@ -138,7 +174,15 @@ pub async fn build(settings: Settings) -> Result<App, WiringError> {
                 (Arc::new(gmail), Arc::new(GoogleCalendar::new(api)))
             }
         };
-    let policy = OutboundPolicy::public_only()
+    let policy = if settings.unsubscribe_allow_loopback {
+        // Accepted only by debug builds (the settings refuse it otherwise): lets the real-binary
+        // tests reach a one-click endpoint on 127.0.0.1.
+        tracing::warn!("outbound unsubscribe may reach loopback addresses (test builds only)");
+        OutboundPolicy::allow_loopback_for_tests()
+    } else {
+        OutboundPolicy::public_only()
+    };
+    let policy = policy
         .with_allow(&settings.unsubscribe_allow)
         .with_deny(&settings.unsubscribe_deny);
     let one_click =
@@ -158,10 +202,7 @@ pub async fn build(settings: Settings) -> Result<App, WiringError> {
         core_settings,
     );
     let auth = Arc::new(Authenticator::new(auth_config(&settings)?).await?);
-    let limiter = Arc::new(RateLimiter::new(
-        settings.rate_limit_per_min,
-        settings.rate_limit_burst,
-    ));
+    let limiter = Arc::new(rate_limiter(&settings)?);
     Ok(App {
         quietbox,
         auth,
