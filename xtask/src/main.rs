@@ -2,13 +2,24 @@
 //!
 //! - `preflight`: what CI runs — fmt check, clippy with warnings denied, every test, a build of
 //!   the three binaries. Prints each step and stops at the first failure.
-//! - `demo`: runs quietbox on the embedded default (local provider, JSON files).
+//!   Then the runbook's release checks (`release.rs`: `--help`, `check-config`, the deploy files,
+//!   the configuration table) and `smoke`.
+//! - `smoke`: the canary checks against the three binaries on a temporary data directory.
+//! - `demo`: runs the three binaries on the embedded default (local provider, JSON files).
+//! - `config-doc [--check]`: writes (or checks) the operator guide's configuration table.
 //! - `gen-sample`: regenerates `data/sample/` from a fixed seed.
 //!
 //! xtask keeps few dependencies on purpose: it must build before anything else.
 
+mod config_doc;
+mod demo;
+mod fleet;
+mod http;
+mod release;
 mod sample;
+mod smoke;
 mod tidy;
+mod yaml;
 
 use std::process::Command;
 
@@ -17,12 +28,21 @@ use anyhow::{Context, Result, bail};
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = args.first().map(String::as_str).unwrap_or("help");
+    // Paths in here are relative to the workspace root, wherever cargo was started.
+    std::env::set_current_dir(fleet::workspace_root())?;
     match command {
         "preflight" => preflight(),
-        "demo" => demo(),
+        "demo" => demo::run(),
+        "smoke" => smoke::run(&args[1..]),
+        "config-doc" => config_doc::run(
+            &fleet::workspace_root(),
+            args.get(1).is_some_and(|a| a == "--check"),
+        ),
         "gen-sample" => sample::generate(std::path::Path::new("data/sample")),
         _ => {
-            eprintln!("usage: cargo xtask <preflight|demo|gen-sample>");
+            eprintln!(
+                "usage: cargo xtask <preflight|smoke [--bin-dir DIR]|demo|config-doc [--check]|bench|gen-sample>"
+            );
             if command == "help" {
                 Ok(())
             } else {
@@ -88,13 +108,16 @@ fn preflight() -> Result<()> {
             "quietbox-mcp",
         ],
     )?;
+    release::run()?;
+    smoke::run(&[
+        "--bin-dir".to_owned(),
+        fleet::debug_bin_dir().display().to_string(),
+    ])?;
     interop()?;
     eprintln!("preflight passed");
     Ok(())
 }
 
-/// Builds and runs quietbox-api on the embedded default: the sample mbox and calendar, JSON
-/// state in `./data`. The API key is `AGENT_API_KEY` if set, else `demo-key`.
 /// Protocol interop tests with the official Python SDKs, when `QUIETBOX_INTEROP_PYTHON` names a
 /// Python that has them (`.ci/run` makes that virtual environment).
 fn interop() -> Result<()> {
@@ -118,23 +141,4 @@ fn interop() -> Result<()> {
             "data/sample",
         ],
     )
-}
-
-fn demo() -> Result<()> {
-    run("cargo", &["build", "--bin", "quietbox-api"])?;
-    let key = std::env::var("AGENT_API_KEY").unwrap_or_else(|_| "demo-key".to_owned());
-    eprintln!("quietbox-api on the local sample; try:");
-    eprintln!("  curl -H 'X-API-Key: {key}' localhost:8080/v1/unsubscribe/candidates");
-    let status = Command::new("target/debug/quietbox-api")
-        .env("AGENT_API_KEY", &key)
-        .env(
-            "MAIL_PROVIDER",
-            std::env::var("MAIL_PROVIDER").unwrap_or_else(|_| "local".to_owned()),
-        )
-        .status()
-        .context("could not start target/debug/quietbox-api")?;
-    if !status.success() {
-        bail!("quietbox-api exited with {status}");
-    }
-    Ok(())
 }

@@ -16,25 +16,18 @@ use std::time::Duration;
 use serde::Deserialize;
 
 /// Which binary is loading settings; decides defaults such as `BIND_ADDR`.
+/// The order is that of [`DefaultValue::PerBinary`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Binary {
     /// `quietbox-api`.
-    Api,
+    Api = 0,
     /// `quietbox-a2a`.
-    A2a,
+    A2a = 1,
     /// `quietbox-mcp`.
-    Mcp,
+    Mcp = 2,
 }
 
 impl Binary {
-    fn default_bind(self) -> &'static str {
-        match self {
-            Binary::Api => "127.0.0.1:8080",
-            Binary::A2a => "127.0.0.1:8081",
-            Binary::Mcp => "127.0.0.1:8082",
-        }
-    }
-
     /// The binary's name, for logs and metrics.
     pub fn name(self) -> &'static str {
         match self {
@@ -108,7 +101,7 @@ impl RawSettings {
             }
         }
         for (key, value) in env {
-            if KNOWN.contains(&key.as_str()) {
+            if is_known(key) {
                 values.insert(key.clone(), value.clone());
             }
         }
@@ -116,60 +109,43 @@ impl RawSettings {
     }
 
     fn get(&self, key: &'static str) -> Option<&str> {
+        debug_assert!(is_known(key), "{key} is missing from config::VARIABLES");
         self.values
             .get(key)
             .map(String::as_str)
             .filter(|v| !v.trim().is_empty())
     }
+
+    /// The value of `key`, else its default from [`VARIABLES`] (empty when it has none, which
+    /// then fails validation naming the variable).
+    fn or_default(&self, key: &'static str, binary: Binary) -> &str {
+        self.get(key)
+            .or_else(|| default_of(key, binary))
+            .unwrap_or_default()
+    }
 }
 
-/// Every variable quietbox reads. Anything else in the environment is ignored.
-pub const KNOWN: &[&str] = &[
-    "AUTH_MODE",
-    "AGENT_API_KEY",
-    "AUTH_JWT_SECRET",
-    "AUTH_JWKS_URL",
-    "AUTH_JWT_ISSUER",
-    "AUTH_JWT_AUDIENCE",
-    "AUTH_JWT_LEEWAY_S",
-    "AUTH_JWKS_TTL_S",
-    "MCP_AUTH_MODE",
-    "MCP_OAUTH_ISSUER",
-    "MCP_RESOURCE_URL",
-    "MCP_ENABLE_MUTATION_TOOLS",
-    "MCP_ALLOWED_HOSTS",
-    "DATA_DIR",
-    "STATE_BACKEND",
-    "DATABASE_URL",
-    "MAIL_PROVIDER",
-    "LOCAL_MBOX",
-    "LOCAL_ICS",
-    "LOCAL_ACCOUNT",
-    "SMTP_URL",
-    "GOOGLE_TOKEN_FILE",
-    "GOOGLE_CLIENT_SECRET_FILE",
-    "GOOGLE_API_BASE_URL",
-    "BIND_ADDR",
-    "RATE_LIMIT_PER_MIN",
-    "RATE_LIMIT_BURST",
-    "RATE_LIMIT_BACKEND",
-    "REDIS_URL",
-    "RATE_LIMIT_ON_ERROR",
-    "QUIETBOX_TEST_UNSUBSCRIBE_LOOPBACK",
-    "UNSUBSCRIBE_ALLOW",
-    "UNSUBSCRIBE_DENY",
-    "UNSUBSCRIBE_GRACE_H",
-    "UNSUBSCRIBE_ENFORCE",
-    "DIGEST_CRON",
-    "DIGEST_TZ",
-    "DIGEST_TO",
-    "SCHEDULER_ENABLED",
-    "LOG_FORMAT",
-];
-
 mod scaling;
+mod variables;
 
 pub use scaling::{RateLimitBackend, RateLimitOnError};
+
+pub use variables::{DefaultValue, VARIABLES, Variable};
+
+/// Whether quietbox reads `name`.
+pub fn is_known(name: &str) -> bool {
+    VARIABLES.iter().any(|v| v.name == name)
+}
+
+/// The default of `name` for `binary`, from [`VARIABLES`]; `None` when unset means "off" or
+/// "derived at start-up".
+pub fn default_of(name: &str, binary: Binary) -> Option<&'static str> {
+    match VARIABLES.iter().find(|v| v.name == name)?.default {
+        DefaultValue::Value(value) => Some(value),
+        DefaultValue::PerBinary(values) => Some(values[binary as usize]),
+        DefaultValue::None | DefaultValue::Derived(_) => None,
+    }
+}
 
 /// `STATE_BACKEND`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -373,14 +349,10 @@ impl Settings {
 
     /// Validates merged layers.
     pub fn from_raw(binary: Binary, raw: &RawSettings) -> Result<Self, SettingsError> {
-        let mut mode = one_of(
-            "AUTH_MODE",
-            raw.get("AUTH_MODE").unwrap_or("api_key"),
-            AUTH_MODES,
-        )?;
+        let mut mode = one_of("AUTH_MODE", raw.or_default("AUTH_MODE", binary), AUTH_MODES)?;
         let mcp_mode = one_of(
             "MCP_AUTH_MODE",
-            raw.get("MCP_AUTH_MODE").unwrap_or("inherit"),
+            raw.or_default("MCP_AUTH_MODE", binary),
             &[
                 ("inherit", "inherit"),
                 ("api_key", "api_key"),
@@ -402,18 +374,15 @@ impl Settings {
                 .map(|v| http_url("AUTH_JWKS_URL", v))
                 .transpose()?,
             issuer: raw.get("AUTH_JWT_ISSUER").map(str::to_owned),
-            audience: raw
-                .get("AUTH_JWT_AUDIENCE")
-                .unwrap_or("quietbox")
-                .to_owned(),
+            audience: raw.or_default("AUTH_JWT_AUDIENCE", binary).to_owned(),
             leeway: Duration::from_secs(number(
                 "AUTH_JWT_LEEWAY_S",
-                raw.get("AUTH_JWT_LEEWAY_S").unwrap_or("30"),
+                raw.or_default("AUTH_JWT_LEEWAY_S", binary),
                 "a number of seconds",
             )?),
             jwks_ttl: Duration::from_secs(number(
                 "AUTH_JWKS_TTL_S",
-                raw.get("AUTH_JWKS_TTL_S").unwrap_or("600"),
+                raw.or_default("AUTH_JWKS_TTL_S", binary),
                 "a number of seconds",
             )?),
             oauth_issuer: raw
@@ -457,7 +426,7 @@ impl Settings {
 
         let state_backend = match one_of(
             "STATE_BACKEND",
-            raw.get("STATE_BACKEND").unwrap_or("file"),
+            raw.or_default("STATE_BACKEND", binary),
             &[("file", false), ("postgres", true)],
         )? {
             false => StateBackend::File,
@@ -469,26 +438,26 @@ impl Settings {
         };
         let mail_provider = one_of(
             "MAIL_PROVIDER",
-            raw.get("MAIL_PROVIDER").unwrap_or("local"),
+            raw.or_default("MAIL_PROVIDER", binary),
             &[
                 ("local", MailProviderKind::Local),
                 ("gmail", MailProviderKind::Gmail),
             ],
         )?;
-        let bind_text = raw.get("BIND_ADDR").unwrap_or(binary.default_bind());
+        let bind_text = raw.or_default("BIND_ADDR", binary);
         let bind_addr = number(
             "BIND_ADDR",
             bind_text,
             "a socket address such as 127.0.0.1:8080",
         )?;
-        let digest_tz = raw.get("DIGEST_TZ").unwrap_or("UTC").to_owned();
+        let digest_tz = raw.or_default("DIGEST_TZ", binary).to_owned();
         if digest_tz.parse::<chrono_tz::Tz>().is_err() {
             return Err(SettingsError::new(
                 "DIGEST_TZ",
                 format!("{digest_tz:?} is not an IANA time zone such as Europe/Paris"),
             ));
         }
-        let digest_cron = raw.get("DIGEST_CRON").unwrap_or("0 8 * * MON").to_owned();
+        let digest_cron = raw.or_default("DIGEST_CRON", binary).to_owned();
         let fields = digest_cron.split_whitespace().count();
         if !(5..=6).contains(&fields) {
             return Err(SettingsError::new(
@@ -498,12 +467,12 @@ impl Settings {
         }
         let per_min: u32 = number(
             "RATE_LIMIT_PER_MIN",
-            raw.get("RATE_LIMIT_PER_MIN").unwrap_or("30"),
+            raw.or_default("RATE_LIMIT_PER_MIN", binary),
             "a positive whole number",
         )?;
         let burst: u32 = number(
             "RATE_LIMIT_BURST",
-            raw.get("RATE_LIMIT_BURST").unwrap_or("5"),
+            raw.or_default("RATE_LIMIT_BURST", binary),
             "a positive whole number",
         )?;
         if per_min == 0 {
@@ -517,7 +486,7 @@ impl Settings {
         }
         let grace_h: u64 = number(
             "UNSUBSCRIBE_GRACE_H",
-            raw.get("UNSUBSCRIBE_GRACE_H").unwrap_or("48"),
+            raw.or_default("UNSUBSCRIBE_GRACE_H", binary),
             "a number of hours",
         )?;
 
@@ -526,7 +495,7 @@ impl Settings {
             auth,
             mcp_enable_mutation_tools: boolean(
                 "MCP_ENABLE_MUTATION_TOOLS",
-                raw.get("MCP_ENABLE_MUTATION_TOOLS").unwrap_or("true"),
+                raw.or_default("MCP_ENABLE_MUTATION_TOOLS", binary),
             )?,
             mcp_allowed_hosts: {
                 let hosts = list(raw.get("MCP_ALLOWED_HOSTS"));
@@ -536,24 +505,20 @@ impl Settings {
                     hosts
                 }
             },
-            data_dir: PathBuf::from(raw.get("DATA_DIR").unwrap_or("./data")),
+            data_dir: PathBuf::from(raw.or_default("DATA_DIR", binary)),
             state_backend,
             mail_provider,
-            local_mbox: PathBuf::from(raw.get("LOCAL_MBOX").unwrap_or("data/sample/inbox.mbox")),
-            local_ics: PathBuf::from(raw.get("LOCAL_ICS").unwrap_or("data/sample/calendar.ics")),
-            local_account: raw
-                .get("LOCAL_ACCOUNT")
-                .unwrap_or("owner@example.org")
-                .to_owned(),
+            local_mbox: PathBuf::from(raw.or_default("LOCAL_MBOX", binary)),
+            local_ics: PathBuf::from(raw.or_default("LOCAL_ICS", binary)),
+            local_account: raw.or_default("LOCAL_ACCOUNT", binary).to_owned(),
             smtp_url: secret("SMTP_URL"),
-            google_token_file: PathBuf::from(raw.get("GOOGLE_TOKEN_FILE").unwrap_or("token.json")),
+            google_token_file: PathBuf::from(raw.or_default("GOOGLE_TOKEN_FILE", binary)),
             google_client_secret_file: PathBuf::from(
-                raw.get("GOOGLE_CLIENT_SECRET_FILE")
-                    .unwrap_or("client_secret.json"),
+                raw.or_default("GOOGLE_CLIENT_SECRET_FILE", binary),
             ),
             google_api_base_url: http_url(
                 "GOOGLE_API_BASE_URL",
-                raw.get("GOOGLE_API_BASE_URL").unwrap_or(GOOGLE_API_DEFAULT),
+                raw.or_default("GOOGLE_API_BASE_URL", binary),
             )?,
             bind_addr,
             rate_limit_per_min: per_min,
@@ -566,7 +531,7 @@ impl Settings {
             unsubscribe_grace: Duration::from_secs(grace_h * 3600),
             unsubscribe_enforce: one_of(
                 "UNSUBSCRIBE_ENFORCE",
-                raw.get("UNSUBSCRIBE_ENFORCE").unwrap_or("report"),
+                raw.or_default("UNSUBSCRIBE_ENFORCE", binary),
                 &[
                     ("report", Enforcement::Report),
                     ("archive", Enforcement::Archive),
@@ -577,16 +542,11 @@ impl Settings {
             digest_to: raw.get("DIGEST_TO").map(str::to_owned),
             scheduler_enabled: boolean(
                 "SCHEDULER_ENABLED",
-                raw.get("SCHEDULER_ENABLED")
-                    .unwrap_or(if binary == Binary::Api {
-                        "true"
-                    } else {
-                        "false"
-                    }),
+                raw.or_default("SCHEDULER_ENABLED", binary),
             )?,
             log_format: one_of(
                 "LOG_FORMAT",
-                raw.get("LOG_FORMAT").unwrap_or("text"),
+                raw.or_default("LOG_FORMAT", binary),
                 &[("text", LogFormat::Text), ("json", LogFormat::Json)],
             )?,
         })
@@ -704,6 +664,27 @@ mod tests {
         assert_eq!(s.rate_limit_burst, 7);
         let err = load(Binary::Api, &[("QUIETBOX_CONFIG", "/nonexistent/q.toml")]).unwrap_err();
         assert_eq!(err.variable, "QUIETBOX_CONFIG");
+    }
+
+    #[test]
+    fn the_variable_table_names_each_variable_once_and_holds_the_contract_defaults() {
+        let mut names: Vec<&str> = VARIABLES.iter().map(|v| v.name).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len(), "a variable is listed twice");
+        assert_eq!(
+            default_of("GOOGLE_API_BASE_URL", Binary::Api),
+            Some(GOOGLE_API_DEFAULT)
+        );
+        assert_eq!(default_of("BIND_ADDR", Binary::A2a), Some("127.0.0.1:8081"));
+        assert_eq!(default_of("SCHEDULER_ENABLED", Binary::Mcp), Some("false"));
+        assert_eq!(default_of("AGENT_API_KEY", Binary::Api), None);
+        assert!(!is_known("HOME"));
+        let a2a = load(Binary::A2a, &[("AGENT_API_KEY", "k")]).unwrap();
+        assert_eq!(a2a.bind_addr.to_string(), "127.0.0.1:8081");
+        assert_eq!(a2a.local_account, "owner@example.org");
+        assert_eq!(a2a.data_dir, PathBuf::from("./data"));
     }
 
     #[test]
