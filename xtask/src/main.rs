@@ -4,6 +4,7 @@
 //!   the three binaries. Prints each step and stops at the first failure.
 //!   Then the runbook's release checks (`release.rs`: `--help`, `check-config`, the deploy files,
 //!   the configuration table) and `smoke`.
+//! - `release-check`: only those release checks and `smoke`, on freshly built binaries.
 //! - `smoke`: the canary checks against the three binaries on a temporary data directory.
 //! - `demo`: runs the three binaries on the embedded default (local provider, JSON files).
 //! - `config-doc [--check]`: writes (or checks) the operator guide's configuration table.
@@ -34,6 +35,7 @@ fn main() -> Result<()> {
         "preflight" => preflight(),
         "demo" => demo::run(),
         "smoke" => smoke::run(&args[1..]),
+        "release-check" => release_check(),
         "config-doc" => config_doc::run(
             &fleet::workspace_root(),
             args.get(1).is_some_and(|a| a == "--check"),
@@ -41,7 +43,7 @@ fn main() -> Result<()> {
         "gen-sample" => sample::generate(std::path::Path::new("data/sample")),
         _ => {
             eprintln!(
-                "usage: cargo xtask <preflight|smoke [--bin-dir DIR]|demo|config-doc [--check]|bench|gen-sample>"
+                "usage: cargo xtask <preflight|release-check|smoke [--bin-dir DIR]|demo|config-doc [--check]|bench|gen-sample>"
             );
             if command == "help" {
                 Ok(())
@@ -108,14 +110,27 @@ fn preflight() -> Result<()> {
             "quietbox-mcp",
         ],
     )?;
+    release_checks()?;
+    interop()?;
+    eprintln!("preflight passed");
+    Ok(())
+}
+
+/// The runbook's release preflight on its own: builds the binaries, then [`release_checks`].
+fn release_check() -> Result<()> {
+    fleet::build_binaries()?;
+    release_checks()?;
+    eprintln!("release checks passed");
+    Ok(())
+}
+
+/// `--help`, `check-config`, the deploy files and the configuration table, then the canary.
+fn release_checks() -> Result<()> {
     release::run()?;
     smoke::run(&[
         "--bin-dir".to_owned(),
         fleet::debug_bin_dir().display().to_string(),
-    ])?;
-    interop()?;
-    eprintln!("preflight passed");
-    Ok(())
+    ])
 }
 
 /// Protocol interop tests with the official Python SDKs, when `QUIETBOX_INTEROP_PYTHON` names a
