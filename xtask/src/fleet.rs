@@ -124,9 +124,10 @@ impl Process {
             self.stopped = Some(status);
             return (Some(status), false);
         }
-        let pid = self.child.id().to_string();
-        let signalled = Command::new("kill")
-            .args(["-TERM", &pid])
+        // The shell's own `kill`: std has no SIGTERM, unsafe code is forbidden, and a shell is
+        // on every machine where procps may not be.
+        let signalled = Command::new("sh")
+            .args(["-c", &format!("kill -TERM {}", self.child.id())])
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
