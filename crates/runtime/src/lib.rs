@@ -10,6 +10,7 @@ pub mod a2a;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod idempotency;
 pub mod mcp;
 
 pub mod operations;

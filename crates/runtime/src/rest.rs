@@ -12,16 +12,14 @@ use quietbox_core::ErrorCode;
 use quietbox_core::availability::{AvailabilityQuery, WorkingHours};
 use quietbox_core::ports::NoProgress;
 use quietbox_core::service::{ScanOptions, UnsubscribeRequest, UnsubscribeTargetRef};
-use quietbox_core::store::{Decision, IdempotencyRecord};
+use quietbox_core::store::Decision;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
+use crate::idempotency::{self, Begin};
 use crate::problem::{ApiError, AppJson};
 use crate::wiring::App;
-
-/// How long an `Idempotency-Key` answer is replayed.
-const IDEMPOTENCY_TTL: chrono::Duration = chrono::Duration::hours(24);
 
 /// The REST router (without the shared layers; see [`crate::http::with_common_layers`]).
 pub fn router(app: App) -> Router {
@@ -279,20 +277,13 @@ async fn unsubscribe(
         }
     };
     let now = Utc::now();
+    // Reserved before running, so that replicas racing on one key run it once (see
+    // `crate::idempotency`).
     if let Some((key, hash)) = &idempotency
-        && let Some(stored) = app
-            .state
-            .idempotency_get(key, now)
-            .await
-            .map_err(quietbox_core::CoreError::from)?
+        && let Begin::Replay(stored) =
+            idempotency::begin(app.state.as_ref(), key, hash, now).await?
     {
-        if &stored.request_hash != hash {
-            return Err(ApiError::new(
-                ErrorCode::Conflict,
-                "Idempotency-Key was used with a different request body",
-            ));
-        }
-        let mut response = axum::Json(stored.response).into_response();
+        let mut response = axum::Json(stored).into_response();
         response
             .headers_mut()
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
@@ -308,17 +299,8 @@ async fn unsubscribe(
         .await?;
     let json = serde_json::to_value(&outcome)
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
-    if let Some((key, request_hash)) = idempotency {
-        let record = IdempotencyRecord {
-            key,
-            request_hash,
-            response: json.clone(),
-            expires_at: now + IDEMPOTENCY_TTL,
-        };
-        app.state
-            .idempotency_put(record, now)
-            .await
-            .map_err(quietbox_core::CoreError::from)?;
+    if let Some((key, hash)) = idempotency {
+        idempotency::finish(app.state.as_ref(), key, hash, json.clone(), now).await?;
     }
     Ok(axum::Json(json).into_response())
 }

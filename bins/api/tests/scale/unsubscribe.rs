@@ -101,6 +101,12 @@ async fn the_same_unsubscribe_sent_to_three_replicas_at_once_goes_out_once() {
             .count()
     };
     assert_eq!(unsubscribed(&without_key), 1, "{without_key:?}");
+    // One key, one answer: the two requests that lost the race replay the winner's.
+    assert_eq!(unsubscribed(&with_key), 3, "{with_key:?}");
+    assert!(
+        with_key.iter().all(|a| a.1 == with_key[0].1),
+        "{with_key:?}"
+    );
     let history: Value = cluster
         .get(2, "/v1/unsubscribe/history")
         .await
