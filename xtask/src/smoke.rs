@@ -4,7 +4,8 @@
 //! the local provider on `data/sample/`, free ports and a fresh API key, then checks what an
 //! operator checks after a rollout: health of each, the agent card, an A2A `SendMessage`, an MCP
 //! handshake and tool listing over streamable HTTP, that the REST API refuses a request without
-//! credentials and answers one with them, and that every binary stops cleanly on SIGTERM.
+//! credentials and answers one with them, that each `/metrics` carries the series the SLO alerts
+//! query, and that every binary stops cleanly on SIGTERM.
 //! It prints one row per check (check / result / latency) and fails when any check fails.
 //!
 //! `--bin-dir DIR` runs the checks against other builds of the binaries (a release candidate);
@@ -261,6 +262,24 @@ fn checks(fleet: &Fleet, key: &str) -> Vec<Row> {
             .with_context(|| format!("no candidates array: {body:.200}"))?;
         Ok(format!("{} candidates", candidates.len()))
     }));
+    for process in [api, a2a, mcp] {
+        rows.push(timed(
+            format!("GET /metrics has the SLO series ({})", short(process.name)),
+            || {
+                // The alerts in deploy/prometheus query these names: a release that renamed one
+                // would silence them.
+                let response = get(&process.url("/metrics"), &[])?;
+                expect_status(&response, 200)?;
+                for series in [
+                    "http_requests_total{",
+                    "http_request_duration_seconds_bucket{",
+                ] {
+                    ensure!(response.body.contains(series), "no {series}..}} series");
+                }
+                Ok(format!("{} lines", response.body.lines().count()))
+            },
+        ));
+    }
     rows
 }
 
