@@ -12,6 +12,7 @@
 //!
 //! xtask keeps few dependencies on purpose: it must build before anything else.
 
+mod bench;
 mod config_doc;
 mod demo;
 mod fleet;
@@ -40,6 +41,7 @@ fn main() -> Result<()> {
             &fleet::workspace_root(),
             args.get(1).is_some_and(|a| a == "--check"),
         ),
+        "bench" => bench::run(&args[1..]),
         "gen-sample" => sample::generate(std::path::Path::new("data/sample")),
         _ => {
             eprintln!(

@@ -11,17 +11,17 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 /// A small deterministic PRNG (xorshift64*), so xtask needs no `rand`.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 
@@ -39,17 +39,17 @@ enum Kind {
     Personal,
 }
 
-struct Sender {
+pub(crate) struct Sender {
     name: &'static str,
     address: &'static str,
     kind: Kind,
     /// Messages over the 90 days.
-    volume: u64,
+    pub(crate) volume: u64,
     /// Percent left unread.
     unread: u64,
 }
 
-const SENDERS: &[Sender] = &[
+pub(crate) const SENDERS: &[Sender] = &[
     Sender {
         name: "Daily Deals",
         address: "deals@shop.example.com",
@@ -263,7 +263,7 @@ fn mbox_date(epoch: i64) -> String {
 }
 
 /// 2026-11-20T00:00:00Z, the end of the sample's 90 days.
-const END: i64 = 1_795_132_800;
+pub(crate) const END: i64 = 1_795_132_800;
 
 fn list_headers(out: &mut String, sender: &Sender, n: u64) {
     let domain = sender.address.split('@').nth(1).unwrap_or("example.com");
@@ -300,44 +300,50 @@ fn list_headers(out: &mut String, sender: &Sender, n: u64) {
     }
 }
 
+/// One message of `sender` (its `n`th, sent at `at`): the mbox `From ` line, realistic headers
+/// for the sender's kind, and a short body. `cargo xtask bench` reuses it for its large mbox.
+pub(crate) fn message(rng: &mut Rng, sender: &Sender, n: u64, at: i64) -> String {
+    let mut m = String::new();
+    let _ = writeln!(m, "From {} {}", sender.address, mbox_date(at));
+    let _ = writeln!(m, "From: \"{}\" <{}>", sender.name, sender.address);
+    let _ = writeln!(m, "To: Sam Owner <owner@example.org>");
+    let _ = writeln!(
+        m,
+        "Subject: {}",
+        SUBJECTS[rng.below(SUBJECTS.len() as u64) as usize]
+    );
+    let _ = writeln!(m, "Date: {}", rfc2822(at));
+    let _ = writeln!(
+        m,
+        "Message-ID: <{at}.{n}.{}>",
+        sender.address.replace('@', "=")
+    );
+    list_headers(&mut m, sender, n);
+    let mut labels = vec!["Inbox"];
+    labels.push(match sender.kind {
+        Kind::OneClick | Kind::WebOnly => "Category Promotions",
+        Kind::MailtoOnly => "Category Forums",
+        Kind::Notification => "Category Updates",
+        Kind::Personal => "Category Personal",
+    });
+    if rng.chance(sender.unread) {
+        labels.push("Unread");
+    }
+    let _ = writeln!(m, "X-Gmail-Labels: {}", labels.join(","));
+    let _ = writeln!(
+        m,
+        "\nHello,\n\nGreetings from the desk of {}: this is message {n}.\n>From a quoted line.\n",
+        sender.name
+    );
+    m
+}
+
 fn mbox(rng: &mut Rng) -> (String, usize) {
     let mut messages: Vec<(i64, String)> = Vec::new();
     for sender in SENDERS {
         for n in 0..sender.volume {
             let at = END - 1 - rng.below(90 * 86_400) as i64;
-            let mut m = String::new();
-            let _ = writeln!(m, "From {} {}", sender.address, mbox_date(at));
-            let _ = writeln!(m, "From: \"{}\" <{}>", sender.name, sender.address);
-            let _ = writeln!(m, "To: Sam Owner <owner@example.org>");
-            let _ = writeln!(
-                m,
-                "Subject: {}",
-                SUBJECTS[rng.below(SUBJECTS.len() as u64) as usize]
-            );
-            let _ = writeln!(m, "Date: {}", rfc2822(at));
-            let _ = writeln!(
-                m,
-                "Message-ID: <{at}.{n}.{}>",
-                sender.address.replace('@', "=")
-            );
-            list_headers(&mut m, sender, n);
-            let mut labels = vec!["Inbox"];
-            labels.push(match sender.kind {
-                Kind::OneClick | Kind::WebOnly => "Category Promotions",
-                Kind::MailtoOnly => "Category Forums",
-                Kind::Notification => "Category Updates",
-                Kind::Personal => "Category Personal",
-            });
-            if rng.chance(sender.unread) {
-                labels.push("Unread");
-            }
-            let _ = writeln!(m, "X-Gmail-Labels: {}", labels.join(","));
-            let _ = writeln!(
-                m,
-                "\nHello,\n\nGreetings from the desk of {}: this is message {n}.\n>From a quoted line.\n",
-                sender.name
-            );
-            messages.push((at, m));
+            messages.push((at, message(rng, sender, n, at)));
         }
     }
     // Malformed headers: what a parser must survive.
