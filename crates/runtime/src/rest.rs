@@ -46,9 +46,91 @@ pub fn router(app: App) -> Router {
     info(title = "quietbox REST API", description = "Personal mail-and-calendar agent."),
     paths(availability, scan, candidates, unsubscribe, history, digest, sender, decision, ready),
     components(schemas(ScanBody, UnsubscribeBody, DigestBody, DecisionBody)),
-    modifiers(&Security)
+    modifiers(&Security, &ProblemResponses)
 )]
 pub struct ApiDoc;
+
+/// Every `/v1` operation can answer with a problem: bad input, a missing or insufficient
+/// credential, a rate limit, incident mode or an unreachable provider. Declared once here, so
+/// no handler can forget one and clients (and schemathesis) see the real status set.
+struct ProblemResponses;
+
+impl utoipa::Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::{ContentBuilder, ResponseBuilder};
+        let text = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(description.to_owned()))
+        };
+        let problem = ObjectBuilder::new()
+            .description(Some(
+                "RFC 9457 problem details; `code` is quietbox's stable error code.",
+            ))
+            .property("type", text("URI naming the error code"))
+            .property("title", text("HTTP reason phrase"))
+            .property("status", ObjectBuilder::new().schema_type(Type::Integer))
+            .property("detail", text("what went wrong, for a person"))
+            .property("code", text("stable snake_case error code"))
+            .required("type")
+            .required("title")
+            .required("status")
+            .required("code");
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .schemas
+            .insert("Problem".to_owned(), problem.into());
+        let common = [
+            ("400", "invalid input (query, path or body)"),
+            (
+                "401",
+                "no or invalid credential (`WWW-Authenticate` says which)",
+            ),
+            ("403", "valid credential without the operation's scope"),
+            ("413", "body too large"),
+            ("415", "body is not `application/json`"),
+            ("429", "rate limited (`Retry-After` says when to retry)"),
+            ("500", "internal error"),
+            ("502", "the mail or calendar provider failed"),
+            ("503", "incident mode, or a dependency is unavailable"),
+            ("504", "the mail or calendar provider timed out"),
+        ];
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, description) in common {
+                    if operation.responses.responses.contains_key(status) {
+                        continue;
+                    }
+                    let response = ResponseBuilder::new()
+                        .description(description)
+                        .content(
+                            "application/problem+json",
+                            ContentBuilder::new()
+                                .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+                                .build(),
+                        )
+                        .build();
+                    operation
+                        .responses
+                        .responses
+                        .insert(status.to_owned(), response.into());
+                }
+            }
+        }
+    }
+}
 
 struct Security;
 
@@ -238,7 +320,7 @@ pub struct UnsubscribeBody {
 /// Unsubscribes (at most once per sender and list). Honours `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/unsubscribe", request_body = UnsubscribeBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "replays the first answer for 24 h")),
-    responses((status = 200, description = "outcome"), (status = 409, description = "key reused with another body"),
+    responses((status = 200, description = "outcome"), (status = 404, description = "unknown sender or candidate"), (status = 409, description = "key reused with another body"),
         (status = 503, description = "incident mode")), security(("api_key" = []), ("bearer" = [])))]
 async fn unsubscribe(
     State(app): State<App>,
@@ -370,7 +452,7 @@ pub struct DecisionBody {
 
 /// Records a decision about a sender.
 #[utoipa::path(put, path = "/v1/senders/{address}/decision", params(("address" = String, Path, description = "sender address")),
-    request_body = DecisionBody, responses((status = 200, description = "recorded")), security(("api_key" = []), ("bearer" = [])))]
+    request_body = DecisionBody, responses((status = 200, description = "recorded"), (status = 404, description = "unknown sender")), security(("api_key" = []), ("bearer" = [])))]
 async fn decision(
     State(app): State<App>,
     Authorized(who, ..): Authorized<scope::UnsubscribeExecute>,
