@@ -359,7 +359,9 @@ pub trait StateStore: Send + Sync + 'static {
     /// Starts (`Some`) or ends (`None`) incident mode.
     async fn set_incident(&self, incident: Option<Incident>) -> Result<(), StateError>;
 
-    /// Creates or replaces a task.
+    /// Creates or replaces a task; a task in a final A2A state (completed, failed, canceled,
+    /// rejected) never moves to another state, so that writers on two replicas cannot undo
+    /// each other.
     async fn put_task(&self, task: TaskRecord) -> Result<(), StateError>;
 
     /// One task.

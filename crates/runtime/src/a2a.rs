@@ -369,17 +369,22 @@ async fn dispatch(
         "CancelTask" => {
             let (id, record) = stored_task(app, &params, method).await?;
             let id = id.as_str();
-            let handle = running().lock().ok().and_then(|mut r| r.remove(id));
-            let Some(handle) = handle else {
-                return Err(Failure::Rpc(
+            let not_cancelable = |state: &str| {
+                Failure::Rpc(
                     codes::TASK_NOT_CANCELABLE,
-                    format!(
-                        "task {id} is {} and is not running here; it can no longer be canceled",
-                        record.state
-                    ),
-                ));
+                    format!("task {id} is {state}; it can no longer be canceled"),
+                )
             };
-            handle.abort();
+            let handle = running().lock().ok().and_then(|mut r| r.remove(id));
+            match handle {
+                Some(handle) => handle.abort(),
+                // Running on another replica (the store is shared): it is marked canceled here,
+                // and the store keeps that against the other replica's later final write.
+                None if quietbox_state::FINAL_TASK_STATES.contains(&record.state.as_str()) => {
+                    return Err(not_cancelable(&record.state));
+                }
+                None => {}
+            }
             let mut task = record.payload;
             task["status"] = status(
                 "TASK_STATE_CANCELED",
@@ -388,6 +393,11 @@ async fn dispatch(
                 Some("canceled by request"),
             );
             save(app, &task, "TASK_STATE_CANCELED").await?;
+            // The task may have finished on its replica between the read and the write.
+            let (_, stored) = stored_task(app, &params, method).await?;
+            if stored.state != "TASK_STATE_CANCELED" {
+                return Err(not_cancelable(&stored.state));
+            }
             Ok(task)
         }
         "GetExtendedAgentCard" => Ok(agent_card(app, url)),
@@ -566,6 +576,13 @@ async fn finish(
     let task = json!({"id": p.task_id, "contextId": p.context_id, "status": status(state, &p.context_id, &p.task_id, Some(&text)),
         "artifacts": art.iter().cloned().collect::<Vec<_>>(), "history": p.history});
     save(app, &task, state).await?;
+    // Canceled meanwhile from another replica: the store kept the cancel, and so does the answer.
+    if let Ok(Some(stored)) = app.state.get_task(&p.task_id).await
+        && stored.state != state
+        && stored.state == "TASK_STATE_CANCELED"
+    {
+        return Ok((stored.payload, "TASK_STATE_CANCELED", None));
+    }
     Ok((task, state, art))
 }
 

@@ -276,6 +276,9 @@ impl StateStore for FileStore {
     async fn put_task(&self, task: TaskRecord) -> Result<(), StateError> {
         self.update(move |c: &mut Tasks| {
             match c.tasks.iter_mut().find(|t| t.id == task.id) {
+                Some(existing) if !rules::task_may_become(&existing.state, &task.state) => {
+                    return Ok(((), false));
+                }
                 Some(existing) => *existing = task,
                 None => c.tasks.push(task),
             }

@@ -38,6 +38,7 @@ mod rules;
 pub use file_store::{FILES, FileStore};
 pub use pg_store::PgStore;
 pub use quietbox_core::store::StateStore;
+pub use rules::{FINAL_TASK_STATES, task_may_become};
 
 use quietbox_core::store::StateError;
 

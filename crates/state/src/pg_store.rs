@@ -302,13 +302,18 @@ impl StateStore for PgStore {
         sqlx::query(
             "INSERT INTO tasks (id, context_id, state, data, updated_at) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (id) DO UPDATE SET context_id = excluded.context_id, state = excluded.state,
-             data = excluded.data, updated_at = excluded.updated_at",
+             data = excluded.data, updated_at = excluded.updated_at
+             WHERE tasks.state <> ALL($6) OR tasks.state = excluded.state",
         )
         .bind(&task.id)
         .bind(&task.context_id)
         .bind(&task.state)
         .bind(to_json(&task)?)
         .bind(task.updated_at)
+        // The row lock the upsert takes makes this check and the write one step: a final
+        // state written by another replica is never replaced by another state
+        // (`rules::task_may_become`).
+        .bind(&rules::FINAL_TASK_STATES[..])
         .execute(&self.pool)
         .await
         .map_err(db)?;

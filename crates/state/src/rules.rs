@@ -10,6 +10,22 @@ use quietbox_core::store::{
     UnsubscribeStatus,
 };
 
+/// The terminal states of an A2A 1.0 task. A task that reached one never changes state again;
+/// both backends enforce it where they write (under the file lock, in the upsert's `WHERE`), so
+/// a cancel on one replica and a completion on another cannot overwrite each other.
+pub const FINAL_TASK_STATES: [&str; 4] = [
+    "TASK_STATE_COMPLETED",
+    "TASK_STATE_FAILED",
+    "TASK_STATE_CANCELED",
+    "TASK_STATE_REJECTED",
+];
+
+/// Whether a stored task in state `from` may be replaced by one in state `to`: always, unless
+/// `from` is final and `to` is another state (re-storing a final task as it is stays allowed).
+pub fn task_may_become(from: &str, to: &str) -> bool {
+    !FINAL_TASK_STATES.contains(&from) || from == to
+}
+
 /// Largest page of tasks.
 pub const MAX_PAGE: usize = 100;
 /// Page size when the query gives none.

@@ -165,6 +165,60 @@ async fn concurrent_claims_let_exactly_one_through(store: Arc<dyn StateStore>) {
     assert_eq!(claimed, 1);
 }
 
+async fn a_task_in_a_final_state_is_never_replaced(store: Arc<dyn StateStore>) {
+    store
+        .put_task(task("t1", "c", "TASK_STATE_WORKING", 1))
+        .await
+        .unwrap();
+    store
+        .put_task(task("t1", "c", "TASK_STATE_WORKING", 2))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_task("t1").await.unwrap().unwrap().updated_at,
+        t(2)
+    );
+    store
+        .put_task(task("t1", "c", "TASK_STATE_CANCELED", 3))
+        .await
+        .unwrap();
+    // The replica that ran the task finishes later: its write does not undo the cancel.
+    store
+        .put_task(task("t1", "c", "TASK_STATE_COMPLETED", 4))
+        .await
+        .unwrap();
+    let stored = store.get_task("t1").await.unwrap().unwrap();
+    assert_eq!(stored.state, "TASK_STATE_CANCELED");
+    assert_eq!(stored.updated_at, t(3));
+}
+
+async fn a_racing_cancel_and_completion_leave_exactly_one_final_state(store: Arc<dyn StateStore>) {
+    for round in 0..8 {
+        let id = format!("race-{round}");
+        store
+            .put_task(task(&id, "c", "TASK_STATE_WORKING", 1))
+            .await
+            .unwrap();
+        let writers: Vec<_> = ["TASK_STATE_CANCELED", "TASK_STATE_COMPLETED"]
+            .into_iter()
+            .map(|state| {
+                let (store, id) = (store.clone(), id.clone());
+                tokio::spawn(async move { store.put_task(task(&id, "c", state, 2)).await })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.unwrap().unwrap();
+        }
+        let first = store.get_task(&id).await.unwrap().unwrap().state;
+        assert!(first == "TASK_STATE_CANCELED" || first == "TASK_STATE_COMPLETED");
+        store
+            .put_task(task(&id, "c", "TASK_STATE_WORKING", 3))
+            .await
+            .unwrap();
+        assert_eq!(store.get_task(&id).await.unwrap().unwrap().state, first);
+    }
+}
+
 async fn sent_links_are_recorded_once(store: Arc<dyn StateStore>) {
     let link = |n: u32| SentLink {
         link: format!("https://x.example/{n}"),
@@ -555,6 +609,8 @@ macro_rules! conformance {
 conformance!(
     unsubscribe_claims_are_at_most_once,
     concurrent_claims_let_exactly_one_through,
+    a_task_in_a_final_state_is_never_replaced,
+    a_racing_cancel_and_completion_leave_exactly_one_final_state,
     sent_links_are_recorded_once,
     checkpoints_and_incidents_round_trip,
     tasks_page_by_update_time_with_filters,
