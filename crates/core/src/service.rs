@@ -568,6 +568,12 @@ impl Quietbox {
 
     /// The digest of candidates whose links were never sent; with `send`, mails it to the owner
     /// and records each link so it is never sent again. Nothing new means no mail.
+    ///
+    /// Each link is claimed (recorded) before the mail goes out, and only the links this call
+    /// claimed are in it: a digest racing on another process, or a retry after this process was
+    /// killed between sending and recording, can never mail a link twice. A send that fails
+    /// releases its claims, so an ordinary error loses nothing; a kill between claiming and
+    /// sending leaves those links recorded but unsent (at most once, never twice).
     pub async fn digest(&self, send: bool) -> Result<DigestOutcome, CoreError> {
         let sent: HashSet<String> = self
             .state
@@ -576,7 +582,7 @@ impl Quietbox {
             .into_iter()
             .map(|l| l.link)
             .collect();
-        let fresh: Vec<Candidate> = self
+        let mut fresh: Vec<Candidate> = self
             .candidates()
             .await?
             .into_iter()
@@ -589,6 +595,10 @@ impl Quietbox {
             .clone()
             .unwrap_or_else(|| self.mail.account().to_owned());
         let now = self.clock.now();
+        if send && !fresh.is_empty() {
+            self.ensure_mutations_allowed().await?;
+            fresh = self.claim_links(fresh, now).await?;
+        }
         let (text, html) = digest::render(&fresh, now).map_err(CoreError::Message)?;
         let mut outcome = DigestOutcome {
             candidates: fresh,
@@ -600,31 +610,65 @@ impl Quietbox {
         if !send || outcome.candidates.is_empty() {
             return Ok(outcome);
         }
-        self.ensure_mutations_allowed().await?;
         let subject = format!(
             "quietbox: {} senders you may want to leave",
             outcome.candidates.len()
         );
-        let message = digest::message(
+        let sent = match digest::message(
             self.mail.account(),
             &outcome.to,
             &subject,
             outcome.text.clone(),
             html,
         )
-        .map_err(CoreError::Message)?;
-        outcome.message_id = Some(self.send(message).await?);
-        outcome.sent = true;
-        for candidate in &outcome.candidates {
-            self.state
-                .insert_sent_link(SentLink {
-                    link: candidate.link.clone(),
-                    sender: candidate.sender.address.clone(),
-                    sent_at: now,
-                })
-                .await?;
+        .map_err(CoreError::Message)
+        {
+            Ok(message) => self.send(message).await,
+            Err(error) => Err(error),
+        };
+        match sent {
+            Ok(id) => {
+                outcome.message_id = Some(id);
+                outcome.sent = true;
+                Ok(outcome)
+            }
+            Err(error) => {
+                let links: Vec<String> =
+                    outcome.candidates.iter().map(|c| c.link.clone()).collect();
+                if let Err(release) = self.state.release_sent_links(&links).await {
+                    tracing::warn!(error = %release, links = links.len(), "digest not sent and its links not released: they will not be offered again");
+                }
+                Err(error)
+            }
         }
-        Ok(outcome)
+    }
+
+    /// Records each candidate's link unless another digest already did; returns the candidates
+    /// whose link this call recorded. On a state error the claims made so far are released.
+    async fn claim_links(
+        &self,
+        candidates: Vec<Candidate>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Candidate>, CoreError> {
+        let mut claimed = Vec::with_capacity(candidates.len());
+        for candidate in candidates {
+            let link = SentLink {
+                link: candidate.link.clone(),
+                sender: candidate.sender.address.clone(),
+                sent_at: now,
+            };
+            match self.state.insert_sent_link(link).await {
+                Ok(true) => claimed.push(candidate),
+                Ok(false) => {}
+                Err(error) => {
+                    let links: Vec<String> =
+                        claimed.iter().map(|c: &Candidate| c.link.clone()).collect();
+                    let _ = self.state.release_sent_links(&links).await;
+                    return Err(error.into());
+                }
+            }
+        }
+        Ok(claimed)
     }
 
     /// Records a decision about a sender (a mutation: refused during an incident).

@@ -347,6 +347,10 @@ pub trait StateStore: Send + Sync + 'static {
     /// All digest links sent, oldest first.
     async fn sent_links(&self) -> Result<Vec<SentLink>, StateError>;
 
+    /// Forgets digest links recorded by a digest whose mail then failed to go out, so that a
+    /// later digest offers them again. Unknown links are ignored.
+    async fn release_sent_links(&self, links: &[String]) -> Result<(), StateError>;
+
     /// The checkpoint of one account.
     async fn scan_checkpoint(&self, account: &str) -> Result<Option<ScanCheckpoint>, StateError>;
 

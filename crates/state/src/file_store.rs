@@ -246,6 +246,16 @@ impl StateStore for FileStore {
         self.read(|c: SentLinks| c.links).await
     }
 
+    async fn release_sent_links(&self, links: &[String]) -> Result<(), StateError> {
+        let links = links.to_vec();
+        self.update(move |c: &mut SentLinks| {
+            let before = c.links.len();
+            c.links.retain(|l| !links.contains(&l.link));
+            Ok(((), c.links.len() != before))
+        })
+        .await
+    }
+
     async fn scan_checkpoint(&self, account: &str) -> Result<Option<ScanCheckpoint>, StateError> {
         let account = account.to_owned();
         self.read(move |c: ScanState| c.checkpoints.into_iter().find(|cp| cp.account == account))

@@ -239,6 +239,15 @@ impl StateStore for PgStore {
         Ok(result.rows_affected() == 1)
     }
 
+    async fn release_sent_links(&self, links: &[String]) -> Result<(), StateError> {
+        sqlx::query("DELETE FROM sent_links WHERE link = ANY($1)")
+            .bind(links)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
     async fn sent_links(&self) -> Result<Vec<SentLink>, StateError> {
         let rows = sqlx::query("SELECT link, sender, sent_at FROM sent_links ORDER BY seq")
             .fetch_all(&self.pool)
