@@ -222,6 +222,9 @@ pub struct Settings {
     pub mcp_enable_mutation_tools: bool,
     /// `MCP_ALLOWED_HOSTS`: `Host` header values the MCP HTTP transport accepts.
     pub mcp_allowed_hosts: Vec<String>,
+    /// `MCP_MAX_SESSIONS`: live MCP HTTP sessions at most, so a flood of `initialize` calls
+    /// cannot exhaust memory (each session holds a worker until it idles out).
+    pub mcp_max_sessions: usize,
     /// `DATA_DIR`.
     pub data_dir: PathBuf,
     /// `STATE_BACKEND` (+ `DATABASE_URL`).
@@ -504,6 +507,20 @@ impl Settings {
                 } else {
                     hosts
                 }
+            },
+            mcp_max_sessions: {
+                let max: usize = number(
+                    "MCP_MAX_SESSIONS",
+                    raw.or_default("MCP_MAX_SESSIONS", binary),
+                    "a positive whole number",
+                )?;
+                if max == 0 {
+                    return Err(SettingsError::new(
+                        "MCP_MAX_SESSIONS",
+                        "must be a positive whole number",
+                    ));
+                }
+                max
             },
             data_dir: PathBuf::from(raw.or_default("DATA_DIR", binary)),
             state_backend,

@@ -296,15 +296,42 @@ pub fn router(app: App) -> Router {
     };
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(app.settings.mcp_allowed_hosts.clone());
-    let service = StreamableHttpService::new(
-        move || Ok(server.clone()),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
+    let sessions = Arc::new(LocalSessionManager::default());
+    let service = StreamableHttpService::new(move || Ok(server.clone()), sessions.clone(), config);
+    let max_sessions = app.settings.mcp_max_sessions;
     Router::new()
         .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn(move |request, next| {
+            session_cap(sessions.clone(), max_sessions, request, next)
+        }))
         .layer(AuthLayer::new(app.auth.clone()))
         .merge(protected_resource_routes(app.auth.clone()))
+}
+
+/// Refuses a request that would open a new MCP session (a POST without `Mcp-Session-Id`) while
+/// `max` sessions are live. rmcp keeps every session until it idles out, so without a cap a
+/// client looping on `initialize` grows memory without bound (the soak test saw 1 GB in 8 s).
+/// Requests within existing sessions are never refused.
+async fn session_cap(
+    sessions: Arc<LocalSessionManager>,
+    max: usize,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let opens_session = request.method() == axum::http::Method::POST
+        && !request.headers().contains_key("mcp-session-id");
+    if opens_session && sessions.sessions.read().await.len() >= max {
+        return crate::problem::ApiError::new(
+            quietbox_core::ErrorCode::NotReady,
+            format!(
+                "{max} MCP sessions are open (MCP_MAX_SESSIONS); close one (DELETE /mcp) or retry when idle ones expire"
+            ),
+        )
+        .with_retry_after(std::time::Duration::from_secs(30))
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Serves MCP over stdin/stdout until the client closes it.

@@ -4,6 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 mod rmcp_client;
+mod session_cap;
 
 use quietbox_testkit::binary::{self, Server, with};
 use serde_json::{Value, json};
@@ -79,6 +80,20 @@ impl Session {
             .post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
             .await;
         session
+    }
+
+    /// Sends `initialize` alone and reports the HTTP status (for tests of refusals).
+    async fn try_open(server: &Server, auth: (&str, String)) -> (u16, Value) {
+        let mut session = Session {
+            client: reqwest::Client::new(),
+            url: server.url("/mcp"),
+            auth: (auth.0.to_owned(), auth.1),
+            id: None,
+            next: 1,
+        };
+        session
+            .post(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "it", "version": "1"}}}))
+            .await
     }
 
     async fn post(&mut self, body: Value) -> (u16, Value) {

@@ -113,6 +113,11 @@ pub const VARIABLES: &[Variable] = &[
         "Comma-separated `Host` header values the MCP HTTP transport accepts; list the public names behind a proxy.",
     ),
     var(
+        "MCP_MAX_SESSIONS",
+        Value("256"),
+        "Live MCP HTTP sessions at most (idle ones end after 5 minutes); a new session past it gets 503 with `Retry-After`.",
+    ),
+    var(
         "DATA_DIR",
         Value("./data"),
         "State directory shared by all three binaries (JSON files, outbox).",
