@@ -28,7 +28,8 @@ impl Drop for RedisServer {
 /// The `redis-server` binary to use, if any.
 pub fn redis_server_binary() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("QUIETBOX_TEST_REDIS_SERVER").filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(path));
+        let path = PathBuf::from(path);
+        return path.is_file().then_some(path);
     }
     let on_path = std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
