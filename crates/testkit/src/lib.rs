@@ -16,6 +16,8 @@
 //!   (latency, 5xx responses, dropped connections), with call counters per method.
 
 pub mod binary;
+pub mod capture;
+mod google_extra;
 pub mod redis_server;
 
 use std::collections::{BTreeMap, HashMap};
