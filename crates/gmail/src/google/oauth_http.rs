@@ -25,7 +25,7 @@ pub(crate) fn client(
                 .timeout(Duration::from_secs(20))
                 .send()
                 .await
-                .map_err(|e| HttpError(e.to_string()))?;
+                .map_err(|e| HttpError(with_causes(&e)))?;
             let mut builder = oauth2::http::Response::builder().status(response.status());
             for (name, value) in response.headers() {
                 builder = builder.header(name, value);
@@ -33,10 +33,23 @@ pub(crate) fn client(
             let bytes = response
                 .bytes()
                 .await
-                .map_err(|e| HttpError(e.to_string()))?;
+                .map_err(|e| HttpError(with_causes(&e)))?;
             builder
                 .body(bytes.to_vec())
                 .map_err(|e| HttpError(e.to_string()))
         })
     }
+}
+
+/// `error` and its sources: reqwest's own message ("error sending request") hides the reason
+/// (timeout, connection refused) an operator needs.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

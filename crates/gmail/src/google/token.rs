@@ -146,6 +146,13 @@ impl TokenManager {
             RequestTokenError::ServerResponse(response) => {
                 ProviderError::AuthExpired(format!("token refresh refused: {}", response.error().as_ref()))
             }
+            // oauth2's own Display of these drops the cause ("Request failed"): name it.
+            RequestTokenError::Request(cause) => ProviderError::Unavailable(format!(
+                "token refresh failed: the token endpoint is unreachable: {cause}"
+            )),
+            RequestTokenError::Parse(cause, _) => ProviderError::Unavailable(format!(
+                "token refresh failed: the token endpoint's answer is not a token response: {cause}"
+            )),
             other => ProviderError::Unavailable(format!("token refresh failed: {other}")),
         })?;
         metrics::counter!("gmail_token_refreshes_total").increment(1);
