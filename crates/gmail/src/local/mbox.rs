@@ -95,6 +95,9 @@ pub fn read_messages(mut reader: impl BufRead) -> std::io::Result<Vec<MessageMet
     let mut in_headers = false;
     let (mut offset, mut start, mut index) = (0usize, 0usize, 0usize);
     loop {
+        if !in_headers {
+            offset += skip_body(&mut reader)?;
+        }
         line.clear();
         let read = reader.read_until(b'\n', &mut line)?;
         if read == 0 {
@@ -121,6 +124,38 @@ pub fn read_messages(mut reader: impl BufRead) -> std::io::Result<Vec<MessageMet
         messages.extend(parse(&parser, &headers, start, index));
     }
     Ok(messages)
+}
+
+/// Skips body lines inside the reader's buffer, without copying them line by line: stops at
+/// (without consuming) the next line that starts with `From `, at the end of the input, or when
+/// too little is buffered to tell, leaving that line to the line-by-line loop. Returns the bytes
+/// skipped. Called at the start of a line. Copying every body line was a third of a scan's time.
+fn skip_body(reader: &mut impl BufRead) -> std::io::Result<usize> {
+    let mut skipped = 0;
+    let mut at_line_start = true;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() || (at_line_start && (buf.len() < 5 || buf.starts_with(b"From "))) {
+            return Ok(skipped);
+        }
+        if let Some(i) = memchr::memmem::find(buf, b"\nFrom ") {
+            reader.consume(i + 1);
+            return Ok(skipped + i + 1);
+        }
+        // Up to the last complete line, or the whole buffer inside one long line.
+        let n = match memchr::memrchr(b'\n', buf) {
+            Some(i) => {
+                at_line_start = true;
+                i + 1
+            }
+            None => {
+                at_line_start = false;
+                buf.len()
+            }
+        };
+        reader.consume(n);
+        skipped += n;
+    }
 }
 
 /// A header block larger than this is cut (hostile or broken input must not eat memory).
@@ -250,6 +285,19 @@ Subject: lunch?\n\
 Date: Tue, 06 Jan 2026 10:00:00 +0100\n\
 \n\
 See you\n";
+
+    #[test]
+    fn messages_split_the_same_with_any_buffer_size() {
+        let whole = read_messages(MBOX.as_bytes()).unwrap();
+        for capacity in 1..40 {
+            let reader = std::io::BufReader::with_capacity(capacity, MBOX.as_bytes());
+            assert_eq!(
+                read_messages(reader).unwrap(),
+                whole,
+                "buffer of {capacity} bytes"
+            );
+        }
+    }
 
     #[test]
     fn headers_are_read_and_bodies_skipped() {
