@@ -644,31 +644,30 @@ impl Quietbox {
     }
 
     /// Records each candidate's link unless another digest already did; returns the candidates
-    /// whose link this call recorded. On a state error the claims made so far are released.
+    /// whose link this call recorded (the file backend records them in one write).
     async fn claim_links(
         &self,
         candidates: Vec<Candidate>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Candidate>, CoreError> {
-        let mut claimed = Vec::with_capacity(candidates.len());
-        for candidate in candidates {
-            let link = SentLink {
-                link: candidate.link.clone(),
-                sender: candidate.sender.address.clone(),
+        let links = candidates
+            .iter()
+            .map(|c| SentLink {
+                link: c.link.clone(),
+                sender: c.sender.address.clone(),
                 sent_at: now,
-            };
-            match self.state.insert_sent_link(link).await {
-                Ok(true) => claimed.push(candidate),
-                Ok(false) => {}
-                Err(error) => {
-                    let links: Vec<String> =
-                        claimed.iter().map(|c: &Candidate| c.link.clone()).collect();
-                    let _ = self.state.release_sent_links(&links).await;
-                    return Err(error.into());
-                }
-            }
-        }
-        Ok(claimed)
+            })
+            .collect();
+        let claimed: HashSet<String> = self
+            .state
+            .claim_sent_links(links)
+            .await?
+            .into_iter()
+            .collect();
+        Ok(candidates
+            .into_iter()
+            .filter(|c| claimed.contains(&c.link))
+            .collect())
     }
 
     /// Records a decision about a sender (a mutation: refused during an incident).

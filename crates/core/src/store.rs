@@ -347,6 +347,20 @@ pub trait StateStore: Send + Sync + 'static {
     /// All digest links sent, oldest first.
     async fn sent_links(&self) -> Result<Vec<SentLink>, StateError>;
 
+    /// Records each link unless it is already there; returns the links this call recorded. The
+    /// file backend does it in one write, so a digest killed while claiming loses at most that
+    /// one write's worth.
+    async fn claim_sent_links(&self, links: Vec<SentLink>) -> Result<Vec<String>, StateError> {
+        let mut claimed = Vec::new();
+        for link in links {
+            let name = link.link.clone();
+            if self.insert_sent_link(link).await? {
+                claimed.push(name);
+            }
+        }
+        Ok(claimed)
+    }
+
     /// Forgets digest links recorded by a digest whose mail then failed to go out, so that a
     /// later digest offers them again. Unknown links are ignored.
     async fn release_sent_links(&self, links: &[String]) -> Result<(), StateError>;

@@ -246,6 +246,21 @@ impl StateStore for FileStore {
         self.read(|c: SentLinks| c.links).await
     }
 
+    async fn claim_sent_links(&self, links: Vec<SentLink>) -> Result<Vec<String>, StateError> {
+        self.update(move |c: &mut SentLinks| {
+            let mut claimed = Vec::new();
+            for link in links {
+                if !c.links.iter().any(|l| l.link == link.link) {
+                    claimed.push(link.link.clone());
+                    c.links.push(link);
+                }
+            }
+            let changed = !claimed.is_empty();
+            Ok((claimed, changed))
+        })
+        .await
+    }
+
     async fn release_sent_links(&self, links: &[String]) -> Result<(), StateError> {
         let links = links.to_vec();
         self.update(move |c: &mut SentLinks| {
