@@ -54,6 +54,7 @@ error_codes! {
     StateCorrupt => ("state_corrupt", Internal),
     StateUnavailable => ("state_unavailable", Unavailable),
     NotReady => ("not_ready", Unavailable),
+    RequestTimeout => ("request_timeout", Unavailable),
     Internal => ("internal", Internal),
 }
 
