@@ -277,13 +277,16 @@ async fn two_processes_with_a_one_second_cron_run_each_tick_once() {
     let claims = std::fs::read_to_string(data.join("idempotency.json")).unwrap();
     let claimed = claims.matches("\"scheduler:digest:20").count();
     assert!(
-        (2..=6).contains(&(a + b)),
+        (1..=6).contains(&(a + b)),
         "about one run per second in all: {a} + {b}"
     );
-    assert_eq!(
-        a + b,
-        claimed as u64,
-        "every run claimed its own occurrence: no tick ran twice"
+    // Every counted run claimed an occurrence of its own, so no tick ran twice. A run may be
+    // claimed but still in flight when the metrics are read (at most one per process), so the
+    // claims may lead the counters by up to two, never trail them.
+    let claimed = claimed as u64;
+    assert!(
+        a + b <= claimed && claimed <= a + b + 2,
+        "runs {a} + {b} against {claimed} claimed occurrences"
     );
     let digests = std::fs::read_dir(data.join("outbox"))
         .map(|d| d.count())
