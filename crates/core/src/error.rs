@@ -50,6 +50,7 @@ error_codes! {
     UpstreamUnavailable => ("upstream_unavailable", BadGateway),
     UpstreamRateLimited => ("upstream_rate_limited", Unavailable),
     UpstreamAuthExpired => ("upstream_auth_expired", BadGateway),
+    UpstreamScopeMissing => ("upstream_scope_missing", BadGateway),
     OutboundRefused => ("outbound_refused", InvalidRequest),
     StateCorrupt => ("state_corrupt", Internal),
     StateUnavailable => ("state_unavailable", Unavailable),

@@ -1,5 +1,6 @@
 //! Domain types and use cases of quietbox: availability, inbox scan and triage, unsubscribe
-//! candidates and execution, the digest, and incident mode.
+//! candidates and execution, sender decisions and the unsubscribe compliance watch, the digest,
+//! and incident mode.
 //!
 //! Everything here is written against ports (traits) for mail, calendar, state, clock and
 //! outbound HTTP; the crate does no I/O of its own and knows nothing of HTTP frameworks.
@@ -16,6 +17,7 @@
 pub mod address;
 pub mod availability;
 pub mod candidates;
+pub mod compliance;
 pub mod digest;
 pub mod error;
 pub mod list_unsubscribe;

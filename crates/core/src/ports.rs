@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ErrorCode;
+use crate::store::SubscriptionKey;
 
 /// The headers and flags of one message that triage needs. Bodies are never read.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +125,18 @@ pub enum ProviderError {
     /// The input data (mbox, .ics, token file) is unreadable.
     #[error("mail provider data unreadable: {0}")]
     BadData(String),
+    /// The stored credential was not granted an OAuth scope this operation needs.
+    #[error(
+        "the mail provider's credential lacks the OAuth scope {scope}, which {needed_for} needs; {remedy}"
+    )]
+    MissingScope {
+        /// The scope, as the provider names it (a Google scope URL).
+        scope: String,
+        /// The operation that needed it, e.g. `creating a Gmail filter`.
+        needed_for: String,
+        /// What the operator does about it.
+        remedy: String,
+    },
 }
 
 impl ProviderError {
@@ -135,9 +148,33 @@ impl ProviderError {
             }
             ProviderError::RateLimited { .. } => ErrorCode::UpstreamRateLimited,
             ProviderError::AuthExpired(_) => ErrorCode::UpstreamAuthExpired,
+            ProviderError::MissingScope { .. } => ErrorCode::UpstreamScopeMissing,
             ProviderError::InvalidInput(_) => ErrorCode::InvalidRequest,
         }
     }
+}
+
+/// What [`MailProvider::auto_archive`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArchiveOutcome {
+    /// Whether the mailbox was changed. `false` for the local provider, which only reports what it
+    /// would archive (an mbox is not rewritten).
+    pub applied: bool,
+    /// The provider's id of the rule that keeps future mail out of the inbox (a Gmail filter id).
+    pub filter_id: Option<String>,
+    /// Whether this call created that rule (`false` when it already existed).
+    pub filter_created: bool,
+    /// Messages taken out of the inbox by this call (or, when not `applied`, that would be).
+    pub message_ids: Vec<String>,
+}
+
+/// Label that marks a message as being in the inbox (Gmail's `INBOX`; an mbox export's
+/// `X-Gmail-Labels` spells it `Inbox`).
+pub fn in_inbox(message: &MessageMeta) -> bool {
+    message
+        .labels
+        .iter()
+        .any(|label| label.eq_ignore_ascii_case("inbox"))
 }
 
 /// A mailbox: list message metadata and send mail.
@@ -155,6 +192,31 @@ pub trait MailProvider: Send + Sync + 'static {
 
     /// Sends a mail.
     async fn send(&self, mail: OutgoingMail) -> Result<SentMail, ProviderError>;
+
+    /// Keeps future mail of `key` out of the inbox (its `List-Id` when it has one, else its
+    /// sender address) and takes `message_ids` out of the inbox now. Idempotent: a second call
+    /// finds the rule the first one made instead of making another.
+    ///
+    /// The default is for a mailbox quietbox cannot change (an mbox export): nothing is applied
+    /// and `message_ids` are reported as what would leave the inbox.
+    async fn auto_archive(
+        &self,
+        _key: &SubscriptionKey,
+        message_ids: &[String],
+    ) -> Result<ArchiveOutcome, ProviderError> {
+        Ok(ArchiveOutcome {
+            applied: false,
+            filter_id: None,
+            filter_created: false,
+            message_ids: message_ids.to_vec(),
+        })
+    }
+
+    /// Removes the rules [`MailProvider::auto_archive`] made for `key` (messages stay where
+    /// they are). Returns how many rules were removed; the default has none to remove.
+    async fn stop_auto_archive(&self, _key: &SubscriptionKey) -> Result<usize, ProviderError> {
+        Ok(0)
+    }
 
     /// Whether the provider can serve now (input readable, credential refreshable), for
     /// readiness probes. Cheap: no listing.

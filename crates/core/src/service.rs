@@ -12,11 +12,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::availability::{self, Availability, AvailabilityQuery};
 use crate::candidates::{self, Candidate};
+use crate::compliance::{self, ComplianceEntry, ComplianceReport, ComplianceStatus, Enforcement};
 use crate::error::ErrorCode;
 use crate::list_unsubscribe::UnsubscribeTarget;
 use crate::ports::{
-    CalendarProvider, Clock, MailProvider, MessageMeta, OneClickClient, OutboundError,
-    OutgoingMail, ProviderError, ScanProgress, ScanRequest,
+    ArchiveOutcome, CalendarProvider, Clock, MailProvider, MessageMeta, NoProgress, OneClickClient,
+    OutboundError, OutgoingMail, ProviderError, ScanProgress, ScanRequest, in_inbox,
 };
 use crate::senders::{self, SenderStats};
 use crate::store::{
@@ -79,6 +80,10 @@ pub struct Settings {
     pub default_tz: chrono_tz::Tz,
     /// At most this many candidates in one digest.
     pub digest_limit: usize,
+    /// `UNSUBSCRIBE_GRACE_H`: how long a sender has to honour an unsubscribe.
+    pub unsubscribe_grace: Duration,
+    /// `UNSUBSCRIBE_ENFORCE`: what [`Quietbox::enforce`] does to violating senders.
+    pub enforcement: Enforcement,
 }
 
 impl Default for Settings {
@@ -88,6 +93,8 @@ impl Default for Settings {
             unsubscribe_stale_after: Duration::from_secs(600),
             default_tz: chrono_tz::UTC,
             digest_limit: 20,
+            unsubscribe_grace: Duration::from_secs(48 * 3600),
+            enforcement: Enforcement::Report,
         }
     }
 }
@@ -211,6 +218,8 @@ pub struct UnsubscribeOutcome {
 pub struct DigestOutcome {
     /// Candidates not sent before (the digest's content).
     pub candidates: Vec<Candidate>,
+    /// Senders still sending after an unsubscribe (the digest's "still sending" section).
+    pub still_sending: Vec<ComplianceEntry>,
     /// Whether a mail was sent.
     pub sent: bool,
     /// Provider id of the sent mail.
@@ -219,6 +228,64 @@ pub struct DigestOutcome {
     pub to: String,
     /// The text body (also for previews).
     pub text: String,
+}
+
+/// What quietbox knows of one sender: aggregates of its mail, the owner's decision, and the
+/// compliance of every unsubscribe from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SenderView {
+    /// Aggregates of its mail (flattened: `address`, `count`, `unread_ratio`...).
+    #[serde(flatten)]
+    pub stats: SenderStats,
+    /// The owner's current decision, if any.
+    pub decision: Option<SenderDecision>,
+    /// One entry per watched unsubscribe of this sender.
+    pub compliance: Vec<ComplianceEntry>,
+}
+
+/// The answer to [`Quietbox::set_decision`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionOutcome {
+    /// The recorded decision (flattened: `sender`, `decision`, `actor`, `decided_at`).
+    #[serde(flatten)]
+    pub decision: SenderDecision,
+    /// The decision it replaced, if any.
+    pub previous: Option<Decision>,
+    /// For `auto_archive`: what the mail provider did (Gmail: a filter and the messages taken out
+    /// of the inbox; local: the messages that would be, reported only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveOutcome>,
+    /// For `keep` after `auto_archive`: how many of quietbox's archiving rules were removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules_removed: Option<usize>,
+}
+
+/// What enforcement did about one violating sender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnforcementAction {
+    /// Sender address.
+    pub sender: String,
+    /// List id of the subscription.
+    pub list_id: Option<String>,
+    /// Violations counted.
+    pub violations: usize,
+    /// Why nothing was done, when nothing was (the owner keeps the sender).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// Whether the sender's decision became `auto_archive` now (`false`: it already was).
+    pub decision_changed: bool,
+    /// What the mail provider did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive: Option<ArchiveOutcome>,
+}
+
+/// The answer to [`Quietbox::enforce`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnforcementOutcome {
+    /// The compliance report enforcement acted on.
+    pub report: ComplianceReport,
+    /// One action per violating sender (none with `UNSUBSCRIBE_ENFORCE=report`).
+    pub actions: Vec<EnforcementAction>,
 }
 
 /// Incident mode as reported.
@@ -317,6 +384,18 @@ impl Quietbox {
         options: ScanOptions,
         progress: &dyn ScanProgress,
     ) -> Result<ScanReport, CoreError> {
+        let (messages, fetched, incremental) = self.refresh(&options, progress).await?;
+        Ok(report(messages, fetched, incremental, &options))
+    }
+
+    /// Asks the provider for what changed since the stored checkpoint (everything when there is
+    /// none or it expired), stores the new checkpoint, and returns every known message with the
+    /// number fetched and whether the listing was incremental.
+    async fn refresh(
+        &self,
+        options: &ScanOptions,
+        progress: &dyn ScanProgress,
+    ) -> Result<(Vec<MessageMeta>, usize, bool), CoreError> {
         let account = self.mail.account().to_owned();
         let previous = self.state.scan_checkpoint(&account).await?;
         let request = ScanRequest {
@@ -350,7 +429,39 @@ impl Quietbox {
                 messages: messages.clone(),
             })
             .await?;
-        Ok(report(messages, fetched, incremental, &options))
+        Ok((messages, fetched, incremental))
+    }
+
+    /// The messages of the stored checkpoint, brought up to date first when the provider keeps a
+    /// change history (Gmail `historyId`: only the changes are fetched). Without a history (an
+    /// mbox) the checkpoint is used as it is; without a checkpoint, this scans.
+    async fn current_messages(&self) -> Result<Vec<MessageMeta>, CoreError> {
+        match self.state.scan_checkpoint(self.mail.account()).await? {
+            Some(checkpoint) if checkpoint.cursor.is_none() => Ok(checkpoint.messages),
+            _ => Ok(self.refresh(&ScanOptions::default(), &NoProgress).await?.0),
+        }
+    }
+
+    /// Marks `ids` as out of the inbox in the stored checkpoint, after the provider archived
+    /// them, so that a rerun does not archive them again. A scan racing with this may put the
+    /// old labels back; the next incremental scan then sees Gmail's label change.
+    async fn forget_inbox_label(&self, ids: &[String]) -> Result<(), CoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let Some(mut checkpoint) = self.state.scan_checkpoint(self.mail.account()).await? else {
+            return Ok(());
+        };
+        let ids: HashSet<&String> = ids.iter().collect();
+        for message in checkpoint
+            .messages
+            .iter_mut()
+            .filter(|m| ids.contains(&m.id))
+        {
+            message.labels.retain(|l| !l.eq_ignore_ascii_case("inbox"));
+        }
+        self.state.set_scan_checkpoint(checkpoint).await?;
+        Ok(())
     }
 
     async fn known_messages(&self) -> Result<Vec<MessageMeta>, CoreError> {
@@ -392,13 +503,135 @@ impl Quietbox {
         Ok(candidates::rank(&senders, &excluded))
     }
 
-    /// What quietbox knows of one sender.
-    pub async fn sender(&self, address: &str) -> Result<SenderStats, CoreError> {
+    /// What quietbox knows of one sender: aggregates of its mail, the owner's decision, and the
+    /// compliance of its unsubscribes.
+    pub async fn sender(&self, address: &str) -> Result<SenderView, CoreError> {
         let address = address.trim().to_ascii_lowercase();
-        senders::aggregate(&self.known_messages().await?)
+        let messages = self.known_messages().await?;
+        let stats = senders::aggregate(&messages)
             .into_iter()
             .find(|s| s.address == address)
-            .ok_or_else(|| CoreError::NotFound(format!("no mail from {address} in the last scan")))
+            .ok_or_else(|| {
+                CoreError::NotFound(format!("no mail from {address} in the last scan"))
+            })?;
+        let decision = self
+            .state
+            .sender_decisions()
+            .await?
+            .into_iter()
+            .find(|d| d.sender == address);
+        let compliance = self
+            .assess(&messages)
+            .await?
+            .entries
+            .into_iter()
+            .filter(|e| e.sender == address)
+            .collect();
+        Ok(SenderView {
+            stats,
+            decision,
+            compliance,
+        })
+    }
+
+    /// The compliance watch: for every unsubscribe quietbox carried out, whether the sender
+    /// stopped (`compliant`), may still send (`pending`, inside `UNSUBSCRIBE_GRACE_H`) or kept
+    /// sending after the grace period (`violating`). Answered from the scan data already kept,
+    /// refreshed incrementally when the provider has a change history.
+    pub async fn compliance(&self) -> Result<ComplianceReport, CoreError> {
+        let messages = self.current_messages().await?;
+        self.assess(&messages).await
+    }
+
+    async fn assess(&self, messages: &[MessageMeta]) -> Result<ComplianceReport, CoreError> {
+        let entries = self.state.unsubscribe_history(None).await?;
+        let decisions = self.state.sender_decisions().await?;
+        let grace = chrono::Duration::from_std(self.settings.unsubscribe_grace)
+            .unwrap_or(chrono::Duration::MAX);
+        Ok(compliance::assess(
+            &entries,
+            messages,
+            &decisions,
+            grace,
+            self.settings.enforcement,
+            self.clock.now(),
+        ))
+    }
+
+    /// Acts on the compliance report as `UNSUBSCRIBE_ENFORCE` says. With `archive`, every
+    /// violating sender the owner does not keep gets `auto_archive`: the provider keeps the
+    /// subscription's future mail out of the inbox (a Gmail filter on its `List-Id` or address)
+    /// and takes the violating messages still in the inbox out of it (the local provider only
+    /// reports them). Idempotent: a rerun finds the filter and the decision already there. With
+    /// `report`, nothing changes. A mutation: refused during an incident.
+    pub async fn enforce(&self, actor: &str) -> Result<EnforcementOutcome, CoreError> {
+        let messages = self.current_messages().await?;
+        let report = self.assess(&messages).await?;
+        if self.settings.enforcement == Enforcement::Report {
+            return Ok(EnforcementOutcome {
+                report,
+                actions: Vec::new(),
+            });
+        }
+        self.ensure_mutations_allowed().await?;
+        let inbox: HashSet<&str> = messages
+            .iter()
+            .filter(|m| in_inbox(m))
+            .map(|m| m.id.as_str())
+            .collect();
+        let mut actions = Vec::new();
+        for entry in report
+            .entries
+            .iter()
+            .filter(|e| e.status == ComplianceStatus::Violating)
+        {
+            let mut action = EnforcementAction {
+                sender: entry.sender.clone(),
+                list_id: entry.list_id.clone(),
+                violations: entry.violations,
+                skipped: None,
+                decision_changed: false,
+                archive: None,
+            };
+            if entry.decision == Some(Decision::Keep) {
+                action.skipped = Some("the owner keeps this sender".to_owned());
+                actions.push(action);
+                continue;
+            }
+            let ids: Vec<String> = entry
+                .violating_message_ids
+                .iter()
+                .filter(|id| inbox.contains(id.as_str()))
+                .cloned()
+                .collect();
+            let outcome = self.mail.auto_archive(&entry.key(), &ids).await?;
+            if outcome.applied {
+                self.forget_inbox_label(&outcome.message_ids).await?;
+            }
+            if entry.decision != Some(Decision::AutoArchive) {
+                self.state
+                    .set_sender_decision(SenderDecision {
+                        sender: entry.sender.clone(),
+                        decision: Decision::AutoArchive,
+                        actor: actor.to_owned(),
+                        decided_at: self.clock.now(),
+                    })
+                    .await?;
+                action.decision_changed = true;
+            }
+            tracing::info!(
+                sender = %entry.sender,
+                violations = entry.violations,
+                archived = outcome.message_ids.len(),
+                applied = outcome.applied,
+                filter_created = outcome.filter_created,
+                actor,
+                "unsubscribe ignored: sender auto-archived"
+            );
+            action.archive = Some(outcome);
+            actions.push(action);
+        }
+        Ok(EnforcementOutcome { report, actions })
     }
 
     /// Unsubscribe history, optionally of one sender.
@@ -523,7 +756,11 @@ impl Quietbox {
         self.state
             .complete_unsubscribe(attempt(status, detail.clone()))
             .await?;
-        if status == UnsubscribeStatus::Succeeded {
+        // A successful unsubscribe records `unsubscribed`, except over `auto_archive`: that
+        // decision still has a rule in the mailbox, and the record must keep saying so.
+        if status == UnsubscribeStatus::Succeeded
+            && self.decision_of(&sender.address).await? != Some(Decision::AutoArchive)
+        {
             self.state
                 .set_sender_decision(SenderDecision {
                     sender: sender.address.clone(),
@@ -566,8 +803,10 @@ impl Quietbox {
         Ok(self.mail.send(mail).await?.id)
     }
 
-    /// The digest of candidates whose links were never sent; with `send`, mails it to the owner
-    /// and records each link so it is never sent again. Nothing new means no mail.
+    /// The digest of candidates whose links were never sent, and of senders still sending after
+    /// an unsubscribe; with `send`, mails it to the owner and records each link so it is never
+    /// sent again. Nothing new (no new candidate, no violation since the last digest that carried
+    /// links) means no mail.
     ///
     /// Each link is claimed (recorded) before the mail goes out, and only the links this call
     /// claimed are in it: a digest racing on another process, or a retry after this process was
@@ -575,13 +814,9 @@ impl Quietbox {
     /// releases its claims, so an ordinary error loses nothing; a kill between claiming and
     /// sending leaves those links recorded but unsent (at most once, never twice).
     pub async fn digest(&self, send: bool) -> Result<DigestOutcome, CoreError> {
-        let sent: HashSet<String> = self
-            .state
-            .sent_links()
-            .await?
-            .into_iter()
-            .map(|l| l.link)
-            .collect();
+        let sent_links = self.state.sent_links().await?;
+        let last_digest = sent_links.iter().map(|l| l.sent_at).max();
+        let sent: HashSet<String> = sent_links.into_iter().map(|l| l.link).collect();
         let mut fresh: Vec<Candidate> = self
             .candidates()
             .await?
@@ -589,31 +824,41 @@ impl Quietbox {
             .filter(|c| !sent.contains(&c.link))
             .take(self.settings.digest_limit)
             .collect();
+        let still_sending: Vec<ComplianceEntry> = self
+            .assess(&self.known_messages().await?)
+            .await?
+            .entries
+            .into_iter()
+            .filter(|e| e.status == ComplianceStatus::Violating)
+            .collect();
+        // Violations are news when one arrived after the last digest that carried links.
+        let new_violations = still_sending
+            .iter()
+            .any(|e| last_digest.is_none_or(|last| e.last_violation_at.is_some_and(|v| v > last)));
         let to = self
             .settings
             .digest_to
             .clone()
             .unwrap_or_else(|| self.mail.account().to_owned());
         let now = self.clock.now();
-        if send && !fresh.is_empty() {
+        if send && (!fresh.is_empty() || new_violations) {
             self.ensure_mutations_allowed().await?;
             fresh = self.claim_links(fresh, now).await?;
         }
-        let (text, html) = digest::render(&fresh, now).map_err(CoreError::Message)?;
+        let (text, html) =
+            digest::render(&fresh, &still_sending, now).map_err(CoreError::Message)?;
         let mut outcome = DigestOutcome {
             candidates: fresh,
+            still_sending,
             sent: false,
             message_id: None,
             to,
             text,
         };
-        if !send || outcome.candidates.is_empty() {
+        if !send || (outcome.candidates.is_empty() && !new_violations) {
             return Ok(outcome);
         }
-        let subject = format!(
-            "quietbox: {} senders you may want to leave",
-            outcome.candidates.len()
-        );
+        let subject = digest::subject(outcome.candidates.len(), outcome.still_sending.len());
         let sent = match digest::message(
             self.mail.account(),
             &outcome.to,
@@ -670,19 +915,82 @@ impl Quietbox {
             .collect())
     }
 
-    /// Records a decision about a sender (a mutation: refused during an incident).
+    async fn decision_of(&self, sender: &str) -> Result<Option<Decision>, CoreError> {
+        Ok(self
+            .state
+            .sender_decisions()
+            .await?
+            .into_iter()
+            .find(|d| d.sender == sender)
+            .map(|d| d.decision))
+    }
+
+    /// Records the owner's decision about a sender, with the actor and the clock's time (a
+    /// mutation: refused during an incident).
+    /// - `keep`: the sender is never a candidate again. Replacing `auto_archive`, it also removes
+    ///   the archiving rules quietbox made for the sender (its address and its unsubscribed lists).
+    /// - `auto_archive`: the provider keeps the sender's future mail out of the inbox and takes
+    ///   what is in the inbox now out of it (the local provider only reports the message ids).
+    ///
+    /// `unsubscribed` is not the owner's to set: a successful unsubscribe records it.
     pub async fn set_decision(
         &self,
         sender: &str,
         decision: Decision,
         actor: &str,
-    ) -> Result<SenderDecision, CoreError> {
+    ) -> Result<DecisionOutcome, CoreError> {
         self.ensure_mutations_allowed().await?;
         let sender = sender.trim().to_ascii_lowercase();
         if crate::address::Sender::parse(&sender).is_none() {
             return Err(CoreError::InvalidInput(format!(
                 "{sender:?} is not an email address"
             )));
+        }
+        if decision == Decision::Unsubscribed {
+            return Err(CoreError::InvalidInput(
+                "unsubscribed is recorded by a successful unsubscribe; decide keep or auto_archive"
+                    .into(),
+            ));
+        }
+        let previous = self.decision_of(&sender).await?;
+        let by_address = SubscriptionKey {
+            sender: sender.clone(),
+            list_id: None,
+        };
+        let mut archive = None;
+        let mut rules_removed = None;
+        match decision {
+            Decision::AutoArchive => {
+                let ids: Vec<String> = self
+                    .known_messages()
+                    .await?
+                    .iter()
+                    .filter(|m| in_inbox(m) && compliance::matches(&by_address, m))
+                    .map(|m| m.id.clone())
+                    .collect();
+                let outcome = self.mail.auto_archive(&by_address, &ids).await?;
+                if outcome.applied {
+                    self.forget_inbox_label(&outcome.message_ids).await?;
+                }
+                archive = Some(outcome);
+            }
+            Decision::Keep if previous == Some(Decision::AutoArchive) => {
+                let mut keys = vec![by_address];
+                keys.extend(
+                    self.state
+                        .unsubscribe_history(Some(&sender))
+                        .await?
+                        .into_iter()
+                        .filter(|e| e.key.list_id.is_some())
+                        .map(|e| e.key),
+                );
+                let mut removed = 0;
+                for key in &keys {
+                    removed += self.mail.stop_auto_archive(key).await?;
+                }
+                rules_removed = Some(removed);
+            }
+            Decision::Keep | Decision::Unsubscribed => {}
         }
         let record = SenderDecision {
             sender,
@@ -691,7 +999,13 @@ impl Quietbox {
             decided_at: self.clock.now(),
         };
         self.state.set_sender_decision(record.clone()).await?;
-        Ok(record)
+        tracing::info!(sender = %record.sender, decision = ?record.decision, previous = ?previous, actor, "sender decision recorded");
+        Ok(DecisionOutcome {
+            decision: record,
+            previous,
+            archive,
+            rules_removed,
+        })
     }
 
     /// Starts incident mode for `ttl`.

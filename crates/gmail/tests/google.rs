@@ -145,6 +145,39 @@ async fn an_incremental_scan_fetches_only_the_changes() {
 }
 
 #[tokio::test]
+async fn a_label_change_since_the_cursor_refetches_the_message() {
+    use quietbox_core::store::SubscriptionKey;
+    let rig = rig(1_000_000).await;
+    rig.fake.add_messages(messages(0..10));
+    let first = rig
+        .gmail
+        .scan(&ScanRequest::default(), &NoProgress)
+        .await
+        .unwrap();
+    let key = SubscriptionKey {
+        sender: "s3@news.example.com".into(),
+        list_id: None,
+    };
+    let outcome = rig
+        .gmail
+        .auto_archive(&key, &["m00003".to_owned()])
+        .await
+        .unwrap();
+    assert!(outcome.applied && outcome.filter_created);
+    let request = ScanRequest {
+        cursor: first.cursor.clone(),
+        ..Default::default()
+    };
+    let second = rig.gmail.scan(&request, &NoProgress).await.unwrap();
+    assert!(!second.full);
+    let ids: Vec<&str> = second.messages.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["m00003"], "only the relabelled message");
+    assert!(!second.messages[0].labels.contains(&"INBOX".to_owned()));
+    assert_eq!(rig.gmail.stop_auto_archive(&key).await.unwrap(), 1);
+    assert_eq!(rig.gmail.stop_auto_archive(&key).await.unwrap(), 0);
+}
+
+#[tokio::test]
 async fn an_expired_history_id_falls_back_to_a_full_scan() {
     let rig = rig(1_000_000).await;
     rig.fake.add_messages(messages(0..30));

@@ -8,10 +8,15 @@
 //! - Gmail `users.getProfile`, `users.messages.list` (paging with `nextPageToken`,
 //!   `resultSizeEstimate`), `users.messages.get` with `format=metadata` and only the requested
 //!   `metadataHeaders`, `users.history.list` (404 for a `startHistoryId` older than what is
-//!   retained), `users.messages.send`;
+//!   retained; label changes recorded as `labelsAdded`/`labelsRemoved`), `users.messages.send`,
+//!   `users.messages.batchModify` (empty answer), `users.settings.filters` create, list, get and
+//!   delete (400 for a filter that already exists; filters apply to messages added later);
 //! - Calendar `freeBusy.query`;
 //! - the OAuth token endpoint (`refresh_token` and `authorization_code` with PKCE S256 grants,
-//!   `invalid_grant` for a revoked refresh token), access tokens that expire (401 after);
+//!   `invalid_grant` for a revoked refresh token), access tokens that expire (401 after), and
+//!   OAuth scopes: each access token carries the scopes granted to its refresh token, and a method
+//!   called without one of the scopes Google accepts for it answers 403
+//!   `ACCESS_TOKEN_SCOPE_INSUFFICIENT` with `WWW-Authenticate: ... error="insufficient_scope"`;
 //! - per-user quota in units per second (429 `rateLimitExceeded` past it), and injectable faults
 //!   (latency, 5xx responses, dropped connections), with call counters per method.
 
@@ -69,6 +74,63 @@ struct HistoryRecord {
     id: u64,
     added: Vec<String>,
     deleted: Vec<String>,
+    relabelled: Vec<Relabel>,
+}
+
+/// A label change of one message, in a history record.
+#[derive(Debug, Clone)]
+struct Relabel {
+    id: String,
+    added: Vec<String>,
+    removed: Vec<String>,
+}
+
+/// Scope URLs of Google's OAuth scopes the fake knows.
+pub mod scopes {
+    /// `gmail.readonly`.
+    pub const GMAIL_READONLY: &str = "https://www.googleapis.com/auth/gmail.readonly";
+    /// `gmail.send`.
+    pub const GMAIL_SEND: &str = "https://www.googleapis.com/auth/gmail.send";
+    /// `gmail.modify`.
+    pub const GMAIL_MODIFY: &str = "https://www.googleapis.com/auth/gmail.modify";
+    /// `gmail.settings.basic`.
+    pub const GMAIL_SETTINGS_BASIC: &str = "https://www.googleapis.com/auth/gmail.settings.basic";
+    /// `calendar.freebusy`.
+    pub const CALENDAR_FREEBUSY: &str = "https://www.googleapis.com/auth/calendar.freebusy";
+    /// Full access to the mailbox.
+    pub const MAIL_GOOGLE_COM: &str = "https://mail.google.com/";
+    /// Every scope quietbox may use: what `refresh-1` is granted unless a test says otherwise.
+    pub const ALL: &[&str] = &[
+        GMAIL_READONLY,
+        GMAIL_SEND,
+        GMAIL_MODIFY,
+        GMAIL_SETTINGS_BASIC,
+        CALENDAR_FREEBUSY,
+    ];
+    /// What quietbox's `login` asks for by default (no archiving).
+    pub const DEFAULT: &[&str] = &[GMAIL_READONLY, GMAIL_SEND, CALENDAR_FREEBUSY];
+}
+
+/// The scopes Google accepts for a method (any one of them is enough), from its reference pages.
+fn accepted_scopes(method: &str) -> &'static [&'static str] {
+    use scopes::*;
+    match method {
+        "messages.send" => &[GMAIL_SEND, GMAIL_MODIFY, MAIL_GOOGLE_COM],
+        "messages.batchModify" => &[GMAIL_MODIFY, MAIL_GOOGLE_COM],
+        "settings.filters.create" | "settings.filters.delete" => &[GMAIL_SETTINGS_BASIC],
+        "settings.filters.list" | "settings.filters.get" => &[
+            GMAIL_READONLY,
+            GMAIL_MODIFY,
+            GMAIL_SETTINGS_BASIC,
+            MAIL_GOOGLE_COM,
+        ],
+        "freeBusy" => &[
+            CALENDAR_FREEBUSY,
+            "https://www.googleapis.com/auth/calendar.readonly",
+            "https://www.googleapis.com/auth/calendar",
+        ],
+        _ => &[GMAIL_READONLY, GMAIL_MODIFY, MAIL_GOOGLE_COM],
+    }
 }
 
 /// Faults to inject.
@@ -92,7 +154,13 @@ struct Inner {
     sent: Vec<Vec<u8>>,
     busy: Vec<(String, String)>,
     access_tokens: HashMap<String, Instant>,
+    /// Scopes of each access token.
+    token_scopes: HashMap<String, Vec<String>>,
     refresh_tokens: HashMap<String, bool>,
+    /// Scopes granted to each refresh token (inherited by the access tokens it issues).
+    refresh_scopes: HashMap<String, Vec<String>>,
+    filters: Vec<Value>,
+    filter_counter: u64,
     codes: HashMap<String, String>,
     token_lifetime: Duration,
     token_counter: u64,
@@ -117,6 +185,8 @@ fn cost(method: &str) -> u32 {
         "messages.list" | "messages.get" => 5,
         "history.list" => 2,
         "messages.send" => 100,
+        "messages.batchModify" => 50,
+        "settings.filters.create" | "settings.filters.delete" => 5,
         "getProfile" => 1,
         _ => 1,
     }
@@ -134,7 +204,11 @@ impl FakeGoogle {
             sent: Vec::new(),
             busy: Vec::new(),
             access_tokens: HashMap::new(),
+            token_scopes: HashMap::new(),
             refresh_tokens: HashMap::from([("refresh-1".to_owned(), true)]),
+            refresh_scopes: HashMap::new(),
+            filters: Vec::new(),
+            filter_counter: 0,
             codes: HashMap::new(),
             token_lifetime: Duration::from_secs(3600),
             token_counter: 0,
@@ -156,7 +230,19 @@ impl FakeGoogle {
             .route("/gmail/v1/users/me/messages", get(list_messages))
             .route("/gmail/v1/users/me/messages/{id}", get(get_message))
             .route("/gmail/v1/users/me/messages/send", post(send_message))
+            .route(
+                "/gmail/v1/users/me/messages/batchModify",
+                post(batch_modify),
+            )
             .route("/gmail/v1/users/me/history", get(list_history))
+            .route(
+                "/gmail/v1/users/me/settings/filters",
+                get(list_filters).post(create_filter),
+            )
+            .route(
+                "/gmail/v1/users/me/settings/filters/{id}",
+                get(get_filter).delete(delete_filter),
+            )
             .route("/calendar/v3/freeBusy", post(free_busy))
             .route("/token", post(token))
             .with_state(fake.clone());
@@ -170,20 +256,46 @@ impl FakeGoogle {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds messages (each a new history record) and returns the new history id.
+    /// Adds messages (each a new history record) and returns the new history id. The filters
+    /// in place apply to them, as Gmail applies filters on delivery.
     pub fn add_messages(&self, messages: Vec<FakeMessage>) -> u64 {
         let mut inner = self.lock();
-        for message in messages {
+        for mut message in messages {
+            for filter in &inner.filters {
+                if filter_matches(filter, &message) {
+                    apply_action(&filter["action"], &mut message.labels);
+                }
+            }
             inner.history_id += 1;
             let id = inner.history_id;
             inner.history.push(HistoryRecord {
                 id,
                 added: vec![message.id.clone()],
                 deleted: vec![],
+                relabelled: vec![],
             });
             inner.messages.insert(message.id.clone(), message);
         }
         inner.history_id
+    }
+
+    /// Grants `scopes` to a refresh token: access tokens it issues from now on carry them (and
+    /// only them). Every refresh token is granted [`scopes::ALL`] unless a test says otherwise.
+    pub fn grant_scopes(&self, refresh_token: &str, granted: &[&str]) {
+        self.lock().refresh_scopes.insert(
+            refresh_token.to_owned(),
+            granted.iter().map(|s| s.to_string()).collect(),
+        );
+    }
+
+    /// The filters (`users.settings.filters` resources), in creation order.
+    pub fn filters(&self) -> Vec<Value> {
+        self.lock().filters.clone()
+    }
+
+    /// The labels of a message.
+    pub fn labels(&self, id: &str) -> Option<Vec<String>> {
+        self.lock().messages.get(id).map(|m| m.labels.clone())
     }
 
     /// Deletes messages (each a new history record).
@@ -197,6 +309,7 @@ impl FakeGoogle {
                     id: hid,
                     added: vec![],
                     deleted: vec![id.to_string()],
+                    relabelled: vec![],
                 });
             }
         }
@@ -240,9 +353,15 @@ impl FakeGoogle {
         }
     }
 
-    /// Issues an access token directly (as if a client had refreshed before the test).
+    /// Issues an access token directly (as if a client had refreshed before the test), with
+    /// every scope.
     pub fn issue_access_token(&self) -> String {
-        issue(&mut self.lock())
+        issue(&mut self.lock(), scopes::ALL)
+    }
+
+    /// Issues an access token carrying only `granted`.
+    pub fn issue_access_token_with_scopes(&self, granted: &[&str]) -> String {
+        issue(&mut self.lock(), granted)
     }
 
     /// Revokes a refresh token: refreshing with it answers `invalid_grant`.
@@ -283,12 +402,81 @@ impl FakeGoogle {
     }
 }
 
-fn issue(inner: &mut Inner) -> String {
+fn issue<S: AsRef<str>>(inner: &mut Inner, granted: &[S]) -> String {
     inner.token_counter += 1;
     let token = format!("access-{}", inner.token_counter);
     let expiry = Instant::now() + inner.token_lifetime;
     inner.access_tokens.insert(token.clone(), expiry);
+    inner.token_scopes.insert(
+        token.clone(),
+        granted.iter().map(|s| s.as_ref().to_owned()).collect(),
+    );
     token
+}
+
+/// The scopes of a refresh token (every scope unless granted otherwise).
+fn refresh_scopes(inner: &Inner, refresh_token: &str) -> Vec<String> {
+    inner
+        .refresh_scopes
+        .get(refresh_token)
+        .cloned()
+        .unwrap_or_else(|| scopes::ALL.iter().map(|s| s.to_string()).collect())
+}
+
+/// Google's answer to a token without the method's scope.
+fn insufficient_scope(method: &str) -> Response {
+    let message = "Request had insufficient authentication scopes.";
+    let body = json!({"error": {"code": 403, "message": message,
+        "errors": [{"message": "Insufficient Permission", "domain": "global", "reason": "insufficientPermissions"}],
+        "status": "PERMISSION_DENIED",
+        "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+            "domain": "googleapis.com", "metadata": {"service": "gmail.googleapis.com", "method": method}}]}});
+    let challenge = format!(
+        "Bearer realm=\"https://accounts.google.com/\", error=\"insufficient_scope\", scope=\"{}\"",
+        accepted_scopes(method).join(" ")
+    );
+    (
+        StatusCode::FORBIDDEN,
+        [("www-authenticate", challenge)],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
+/// Whether a filter's criteria match a message: `from` (a substring of `From`, ignoring case)
+/// and `query` of the form `list:<id>` (a substring of `List-Id`), all given ones together.
+fn filter_matches(filter: &Value, message: &FakeMessage) -> bool {
+    let header = |name: &str| {
+        message
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.to_ascii_lowercase())
+            .unwrap_or_default()
+    };
+    let criteria = &filter["criteria"];
+    let from = criteria["from"]
+        .as_str()
+        .is_none_or(|f| header("From").contains(&f.to_ascii_lowercase()));
+    let query = criteria["query"].as_str().is_none_or(|q| {
+        q.strip_prefix("list:")
+            .is_some_and(|list| header("List-Id").contains(&list.to_ascii_lowercase()))
+    });
+    from && query && (criteria.get("from").is_some() || criteria.get("query").is_some())
+}
+
+/// Applies a filter action's label changes.
+fn apply_action(action: &Value, labels: &mut Vec<String>) {
+    for remove in action["removeLabelIds"].as_array().into_iter().flatten() {
+        labels.retain(|l| Some(l.as_str()) != remove.as_str());
+    }
+    for add in action["addLabelIds"].as_array().into_iter().flatten() {
+        if let Some(add) = add.as_str()
+            && !labels.iter().any(|l| l == add)
+        {
+            labels.push(add.to_owned());
+        }
+    }
 }
 
 fn google_error(status: StatusCode, reason: &str, message: &str) -> Response {
@@ -352,6 +540,13 @@ async fn admit(fake: &FakeGoogle, headers: &HeaderMap, method: &str) -> Result<(
             "authError",
             "Request had invalid authentication credentials.",
         ));
+    }
+    let granted = inner.token_scopes.get(&token);
+    let allowed = accepted_scopes(method)
+        .iter()
+        .any(|s| granted.is_some_and(|g| g.iter().any(|have| have == s)));
+    if !allowed {
+        return Err(insufficient_scope(method));
     }
     let units = cost(method);
     let now = Instant::now();
@@ -528,6 +723,23 @@ async fn list_history(
             if !added.is_empty() {
                 record["messagesAdded"] = Value::Array(added);
             }
+            let relabel = |pick: fn(&Relabel) -> &Vec<String>| -> Vec<Value> {
+                h.relabelled
+                    .iter()
+                    .filter(|change| !pick(change).is_empty())
+                    .map(|change| {
+                        let labels = inner.messages.get(&change.id).map(|m| m.labels.clone()).unwrap_or_default();
+                        json!({"message": {"id": change.id, "threadId": change.id, "labelIds": labels}, "labelIds": pick(change)})
+                    })
+                    .collect()
+            };
+            let (labels_added, labels_removed) = (relabel(|c| &c.added), relabel(|c| &c.removed));
+            if !labels_added.is_empty() {
+                record["labelsAdded"] = Value::Array(labels_added);
+            }
+            if !labels_removed.is_empty() {
+                record["labelsRemoved"] = Value::Array(labels_removed);
+            }
             if !deleted.is_empty() {
                 record["messagesDeleted"] = Value::Array(deleted);
             }
@@ -573,6 +785,154 @@ async fn send_message(
     inner.sent.push(bytes);
     let id = format!("sent-{}", inner.sent.len());
     axum::Json(json!({"id": id, "threadId": id, "labelIds": ["SENT"]})).into_response()
+}
+
+/// `users.messages.batchModify`: label changes on up to 1000 messages; an empty answer.
+async fn batch_modify(
+    State(fake): State<FakeGoogle>,
+    headers: HeaderMap,
+    body: axum::Json<Value>,
+) -> Response {
+    if let Err(r) = admit(&fake, &headers, "messages.batchModify").await {
+        return r;
+    }
+    let ids: Vec<String> = body["ids"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    if ids.is_empty() || ids.len() > 1000 {
+        return google_error(
+            StatusCode::BAD_REQUEST,
+            "invalidArgument",
+            "ids must hold 1 to 1000 message ids",
+        );
+    }
+    let strings = |key: &str| -> Vec<String> {
+        body[key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    };
+    let (add, remove) = (strings("addLabelIds"), strings("removeLabelIds"));
+    let mut inner = fake.lock();
+    let mut changes = Vec::new();
+    for id in ids {
+        let Some(message) = inner.messages.get_mut(&id) else {
+            continue;
+        };
+        let added: Vec<String> = add
+            .iter()
+            .filter(|l| !message.labels.contains(l))
+            .cloned()
+            .collect();
+        let removed: Vec<String> = remove
+            .iter()
+            .filter(|l| message.labels.contains(l))
+            .cloned()
+            .collect();
+        message.labels.retain(|l| !removed.contains(l));
+        message.labels.extend(added.iter().cloned());
+        if !added.is_empty() || !removed.is_empty() {
+            changes.push(Relabel { id, added, removed });
+        }
+    }
+    if !changes.is_empty() {
+        inner.history_id += 1;
+        let hid = inner.history_id;
+        inner.history.push(HistoryRecord {
+            id: hid,
+            added: vec![],
+            deleted: vec![],
+            relabelled: changes,
+        });
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn list_filters(State(fake): State<FakeGoogle>, headers: HeaderMap) -> Response {
+    if let Err(r) = admit(&fake, &headers, "settings.filters.list").await {
+        return r;
+    }
+    let inner = fake.lock();
+    // Like Gmail, an empty list is an empty object: the `filter` field is absent.
+    let mut body = json!({});
+    if !inner.filters.is_empty() {
+        body["filter"] = Value::Array(inner.filters.clone());
+    }
+    axum::Json(body).into_response()
+}
+
+async fn get_filter(
+    State(fake): State<FakeGoogle>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = admit(&fake, &headers, "settings.filters.get").await {
+        return r;
+    }
+    let inner = fake.lock();
+    match inner.filters.iter().find(|f| f["id"] == id.as_str()) {
+        Some(filter) => axum::Json(filter.clone()).into_response(),
+        None => google_error(StatusCode::NOT_FOUND, "notFound", "Filter not found"),
+    }
+}
+
+async fn create_filter(
+    State(fake): State<FakeGoogle>,
+    headers: HeaderMap,
+    body: axum::Json<Value>,
+) -> Response {
+    if let Err(r) = admit(&fake, &headers, "settings.filters.create").await {
+        return r;
+    }
+    let criteria = body["criteria"].clone();
+    let action = body["action"].clone();
+    let has_criteria = criteria.as_object().is_some_and(|c| !c.is_empty());
+    let has_action = action.as_object().is_some_and(|a| !a.is_empty());
+    if !has_criteria || !has_action {
+        return google_error(
+            StatusCode::BAD_REQUEST,
+            "invalidArgument",
+            "Filter doesn't have any criteria or action",
+        );
+    }
+    let mut inner = fake.lock();
+    if inner
+        .filters
+        .iter()
+        .any(|f| f["criteria"] == criteria && f["action"] == action)
+    {
+        return google_error(
+            StatusCode::BAD_REQUEST,
+            "failedPrecondition",
+            "Filter already exists",
+        );
+    }
+    inner.filter_counter += 1;
+    let filter = json!({"id": format!("ANe1Bmj{:06}", inner.filter_counter), "criteria": criteria, "action": action});
+    inner.filters.push(filter.clone());
+    axum::Json(filter).into_response()
+}
+
+async fn delete_filter(
+    State(fake): State<FakeGoogle>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(r) = admit(&fake, &headers, "settings.filters.delete").await {
+        return r;
+    }
+    let mut inner = fake.lock();
+    let before = inner.filters.len();
+    inner.filters.retain(|f| f["id"] != id.as_str());
+    if inner.filters.len() == before {
+        return google_error(StatusCode::NOT_FOUND, "notFound", "Filter not found");
+    }
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn free_busy(
@@ -625,13 +985,14 @@ async fn token(
             if computed != challenge {
                 return invalid_grant();
             }
-            let access = issue(&mut inner);
+            let granted = refresh_scopes(&inner, "refresh-from-code");
+            let access = issue(&mut inner, &granted);
             inner
                 .refresh_tokens
                 .insert("refresh-from-code".into(), true);
             let lifetime = inner.token_lifetime.as_secs();
             return axum::Json(json!({"access_token": access, "expires_in": lifetime, "refresh_token": "refresh-from-code",
-                "token_type": "Bearer", "scope": "https://www.googleapis.com/auth/gmail.modify"})).into_response();
+                "token_type": "Bearer", "scope": granted.join(" ")})).into_response();
         }
         _ => {
             return (
@@ -641,11 +1002,15 @@ async fn token(
                 .into_response();
         }
     }
-    let access = issue(&mut inner);
+    let granted = refresh_scopes(
+        &inner,
+        form.get("refresh_token").map(String::as_str).unwrap_or(""),
+    );
+    let access = issue(&mut inner, &granted);
     let lifetime = inner.token_lifetime.as_secs();
     axum::Json(
         json!({"access_token": access, "expires_in": lifetime, "token_type": "Bearer",
-        "scope": "https://www.googleapis.com/auth/gmail.modify"}),
+        "scope": granted.join(" ")}),
     )
     .into_response()
 }

@@ -1,7 +1,8 @@
 //! One call to a Google API, done the way Google asks: quota units taken from the bucket first,
 //! a fresh token, a refresh and one retry after a 401, jittered exponential backoff on 429, on
 //! 403 `rateLimitExceeded`/`userRateLimitExceeded`, on 5xx and on dropped connections (honouring
-//! `Retry-After`), and `gmail_requests_total{method,status}` counted for every attempt.
+//! `Retry-After`), and `gmail_requests_total{method,status}` counted for every attempt. A 403 for
+//! a token without the method's OAuth scope becomes [`ProviderError::MissingScope`], naming it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +12,9 @@ use rand::Rng;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use super::login::{
+    CALENDAR_FREEBUSY, GMAIL_MODIFY, GMAIL_READONLY, GMAIL_SEND, GMAIL_SETTINGS_BASIC,
+};
 use super::quota::QuotaBucket;
 use super::token::TokenManager;
 
@@ -81,8 +85,46 @@ pub(crate) fn units(method: &str) -> u32 {
         "messages.list" | "messages.get" => 5,
         "history.list" => 2,
         "messages.send" => 100,
+        "messages.batchModify" => 50,
+        "settings.filters.create" | "settings.filters.delete" => 5,
         _ => 1,
     }
+}
+
+/// The OAuth scope a method needs (the narrowest Google accepts for it), and what for.
+pub(crate) fn required_scope(method: &str) -> (&'static str, &'static str) {
+    match method {
+        "settings.filters.create" | "settings.filters.delete" => {
+            (GMAIL_SETTINGS_BASIC, "creating and deleting Gmail filters")
+        }
+        "messages.batchModify" => (GMAIL_MODIFY, "taking Gmail messages out of the inbox"),
+        "messages.send" => (GMAIL_SEND, "sending mail"),
+        "freeBusy" => (CALENDAR_FREEBUSY, "reading free/busy"),
+        _ => (GMAIL_READONLY, "reading Gmail"),
+    }
+}
+
+/// The [`ProviderError::MissingScope`] for a 403 "insufficient scopes" answer to `method`.
+fn missing_scope(method: &str) -> ProviderError {
+    let (scope, needed_for) = required_scope(method);
+    let remedy = if scope == GMAIL_MODIFY || scope == GMAIL_SETTINGS_BASIC {
+        "run `quietbox-api login --archive` (or `login` with UNSUBSCRIBE_ENFORCE=archive) to grant it"
+    } else {
+        "run `quietbox-api login` again to grant it"
+    };
+    ProviderError::MissingScope {
+        scope: scope.to_owned(),
+        needed_for: needed_for.to_owned(),
+        remedy: remedy.to_owned(),
+    }
+}
+
+/// Whether a 403 says the token lacks a scope (Google's `ACCESS_TOKEN_SCOPE_INSUFFICIENT`, the
+/// older `insufficientPermissions`, or `error="insufficient_scope"` in `WWW-Authenticate`).
+fn scope_insufficient(www_authenticate: Option<&str>, body: &str) -> bool {
+    www_authenticate.is_some_and(|v| v.contains("insufficient_scope"))
+        || body.contains("ACCESS_TOKEN_SCOPE_INSUFFICIENT")
+        || body.contains("insufficientPermissions")
 }
 
 impl GoogleApi {
@@ -146,8 +188,17 @@ impl GoogleApi {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.parse::<u64>().ok())
                         .map(Duration::from_secs);
+                    let challenge = response
+                        .headers()
+                        .get(reqwest::header::WWW_AUTHENTICATE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned);
                     let text = response.text().await.unwrap_or_default();
                     if status.is_success() {
+                        // `batchModify` and `filters.delete` answer with an empty body.
+                        if text.trim().is_empty() {
+                            return Ok(Value::Null);
+                        }
                         return serde_json::from_str(&text).map_err(|e| {
                             CallError::Provider(ProviderError::Unavailable(format!(
                                 "bad JSON from Google: {e}"
@@ -162,6 +213,11 @@ impl GoogleApi {
                             .map_err(CallError::Provider)?;
                         attempt -= 1; // A refresh is not a failed attempt.
                         continue;
+                    }
+                    if status == StatusCode::FORBIDDEN
+                        && scope_insufficient(challenge.as_deref(), &text)
+                    {
+                        return Err(CallError::Provider(missing_scope(method)));
                     }
                     if !retryable(status, &text) {
                         return Err(CallError::Status(status.as_u16(), text));

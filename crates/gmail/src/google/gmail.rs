@@ -1,6 +1,8 @@
 //! Gmail as a [`MailProvider`]: full listing (`messages.list` + `messages.get` metadata, in
 //! parallel under the quota), incremental listing from a stored `historyId` (`history.list`;
-//! a 404 for a too-old id falls back to a full listing), and `messages.send`.
+//! a 404 for a too-old id falls back to a full listing; label changes refetch the message),
+//! `messages.send`, and auto-archiving: one `users.settings.filters` filter per sender or list
+//! that removes `INBOX`, plus `messages.batchModify` for what already arrived.
 
 use std::collections::BTreeSet;
 
@@ -8,10 +10,12 @@ use async_trait::async_trait;
 use base64::Engine;
 use chrono::{TimeZone, Utc};
 use futures::StreamExt;
+use quietbox_core::compliance::normalize_list_id;
 use quietbox_core::ports::{
-    MailProvider, MessageMeta, OutgoingMail, ProviderError, ScanBatch, ScanProgress, ScanRequest,
-    SentMail,
+    ArchiveOutcome, MailProvider, MessageMeta, OutgoingMail, ProviderError, ScanBatch,
+    ScanProgress, ScanRequest, SentMail,
 };
+use quietbox_core::store::SubscriptionKey;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -163,6 +167,17 @@ impl GmailProvider {
                         added.insert(id.to_owned());
                     }
                 }
+                // A label change (read, archived) is refetched, so the labels kept are current.
+                let relabelled = ["labelsAdded", "labelsRemoved"]
+                    .into_iter()
+                    .flat_map(|kind| record[kind].as_array().into_iter().flatten());
+                for entry in relabelled {
+                    if let Some(id) = entry["message"]["id"].as_str()
+                        && !deleted.contains(id)
+                    {
+                        added.insert(id.to_owned());
+                    }
+                }
                 for entry in record["messagesDeleted"].as_array().into_iter().flatten() {
                     if let Some(id) = entry["message"]["id"].as_str() {
                         added.remove(id);
@@ -224,6 +239,79 @@ impl GmailProvider {
             }
         }
         Ok(messages)
+    }
+}
+
+/// Most ids `messages.batchModify` takes in one call.
+const BATCH_MODIFY_MAX: usize = 1000;
+
+/// The filter criteria for `key`: its `List-Id` (Gmail's `list:` search operator) when it has
+/// one, else its sender address.
+fn filter_criteria(key: &SubscriptionKey) -> Value {
+    match &key.list_id {
+        Some(list) => json!({"query": format!("list:{}", normalize_list_id(list))}),
+        None => json!({"from": key.sender}),
+    }
+}
+
+/// Whether `filter` (a `users.settings.filters` resource) is the archiving filter for `criteria`.
+fn is_archive_filter(filter: &Value, criteria: &Value) -> bool {
+    filter["criteria"] == *criteria
+        && filter["action"]["removeLabelIds"]
+            .as_array()
+            .is_some_and(|labels| labels.iter().any(|l| l == "INBOX"))
+}
+
+impl GmailProvider {
+    async fn filters(&self) -> Result<Vec<Value>, ProviderError> {
+        let body = self
+            .api
+            .call(
+                "settings.filters.list",
+                Method::GET,
+                "/gmail/v1/users/me/settings/filters",
+                &[],
+                None,
+            )
+            .await?;
+        Ok(body["filter"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// The archiving filter for `criteria`: found, or created. `(id, created)`.
+    async fn ensure_filter(&self, criteria: &Value) -> Result<(String, bool), ProviderError> {
+        let existing = |filters: Vec<Value>| {
+            filters
+                .into_iter()
+                .find(|f| is_archive_filter(f, criteria))
+                .and_then(|f| f["id"].as_str().map(str::to_owned))
+        };
+        if let Some(id) = existing(self.filters().await?) {
+            return Ok((id, false));
+        }
+        let filter = json!({"criteria": criteria, "action": {"removeLabelIds": ["INBOX"]}});
+        match self
+            .api
+            .call(
+                "settings.filters.create",
+                Method::POST,
+                "/gmail/v1/users/me/settings/filters",
+                &[],
+                Some(&filter),
+            )
+            .await
+        {
+            Ok(created) => created["id"]
+                .as_str()
+                .map(|id| (id.to_owned(), true))
+                .ok_or_else(|| ProviderError::Unavailable("filter created without an id".into())),
+            // Another process created it between our listing and our create.
+            Err(CallError::Status(400, body)) if body.contains("already exists") => {
+                existing(self.filters().await?)
+                    .map(|id| (id, false))
+                    .ok_or_else(|| ProviderError::Unavailable(format!("filters.create: {body}")))
+            }
+            Err(other) => Err(other.into()),
+        }
     }
 }
 
@@ -304,6 +392,61 @@ impl MailProvider for GmailProvider {
 
     async fn check(&self) -> Result<(), ProviderError> {
         self.api.check_token().await
+    }
+
+    async fn auto_archive(
+        &self,
+        key: &SubscriptionKey,
+        message_ids: &[String],
+    ) -> Result<ArchiveOutcome, ProviderError> {
+        // The filter first: from then on nothing new of the sender lands in the inbox.
+        let (filter_id, filter_created) = self.ensure_filter(&filter_criteria(key)).await?;
+        for chunk in message_ids.chunks(BATCH_MODIFY_MAX) {
+            self.api
+                .call(
+                    "messages.batchModify",
+                    Method::POST,
+                    "/gmail/v1/users/me/messages/batchModify",
+                    &[],
+                    Some(&json!({"ids": chunk, "removeLabelIds": ["INBOX"]})),
+                )
+                .await?;
+        }
+        Ok(ArchiveOutcome {
+            applied: true,
+            filter_id: Some(filter_id),
+            filter_created,
+            message_ids: message_ids.to_vec(),
+        })
+    }
+
+    async fn stop_auto_archive(&self, key: &SubscriptionKey) -> Result<usize, ProviderError> {
+        let criteria = filter_criteria(key);
+        let mut removed = 0;
+        for filter in self.filters().await? {
+            let Some(id) = filter["id"]
+                .as_str()
+                .filter(|_| is_archive_filter(&filter, &criteria))
+            else {
+                continue;
+            };
+            match self
+                .api
+                .call(
+                    "settings.filters.delete",
+                    Method::DELETE,
+                    &format!("/gmail/v1/users/me/settings/filters/{id}"),
+                    &[],
+                    None,
+                )
+                .await
+            {
+                Ok(_) => removed += 1,
+                Err(CallError::Status(404, _)) => {}
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Ok(removed)
     }
 
     async fn send(&self, mail: OutgoingMail) -> Result<SentMail, ProviderError> {

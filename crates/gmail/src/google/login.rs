@@ -19,12 +19,33 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use super::token::{TokenFile, persist};
 
+/// Read Gmail.
+pub const GMAIL_READONLY: &str = "https://www.googleapis.com/auth/gmail.readonly";
+/// Send mail.
+pub const GMAIL_SEND: &str = "https://www.googleapis.com/auth/gmail.send";
+/// Read free/busy.
+pub const CALENDAR_FREEBUSY: &str = "https://www.googleapis.com/auth/calendar.freebusy";
+/// Change labels, e.g. take messages out of the inbox (`messages.batchModify`).
+pub const GMAIL_MODIFY: &str = "https://www.googleapis.com/auth/gmail.modify";
+/// Manage filters (`users.settings.filters`).
+pub const GMAIL_SETTINGS_BASIC: &str = "https://www.googleapis.com/auth/gmail.settings.basic";
+
 /// Read-only Gmail, sending, and free/busy: what quietbox needs by default.
-pub const DEFAULT_SCOPES: &[&str] = &[
-    "https://www.googleapis.com/auth/gmail.readonly",
-    "https://www.googleapis.com/auth/gmail.send",
-    "https://www.googleapis.com/auth/calendar.freebusy",
-];
+pub const DEFAULT_SCOPES: &[&str] = &[GMAIL_READONLY, GMAIL_SEND, CALENDAR_FREEBUSY];
+
+/// What auto-archiving needs on top: a filter per archived sender or list, and label changes for
+/// what already arrived.
+pub const ARCHIVE_SCOPES: &[&str] = &[GMAIL_MODIFY, GMAIL_SETTINGS_BASIC];
+
+/// The scopes `login` asks for: the defaults, plus [`ARCHIVE_SCOPES`] only when auto-archiving is
+/// configured (least privilege: a token that never archives cannot change the mailbox).
+pub fn login_scopes(archive: bool) -> Vec<&'static str> {
+    let mut scopes = DEFAULT_SCOPES.to_vec();
+    if archive {
+        scopes.extend_from_slice(ARCHIVE_SCOPES);
+    }
+    scopes
+}
 
 #[derive(Deserialize)]
 struct ClientSecretFile {

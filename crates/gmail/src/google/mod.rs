@@ -13,6 +13,9 @@ mod token;
 pub use api::{GoogleApi, RetryPolicy};
 pub use calendar::GoogleCalendar;
 pub use gmail::GmailProvider;
-pub use login::{DEFAULT_SCOPES, login};
+pub use login::{
+    ARCHIVE_SCOPES, CALENDAR_FREEBUSY, DEFAULT_SCOPES, GMAIL_MODIFY, GMAIL_READONLY, GMAIL_SEND,
+    GMAIL_SETTINGS_BASIC, login, login_scopes,
+};
 pub use quota::QuotaBucket;
 pub use token::{TokenFile, TokenManager};

@@ -1,5 +1,8 @@
 //! Mail from an mbox file, read header-only and streamed line by line, so a multi-gigabyte
 //! Takeout export costs one message's headers of memory, not its size.
+//!
+//! An mbox is an export, not a mailbox: it is never rewritten. Auto-archiving keeps the
+//! [`MailProvider`] default, which only reports the messages that would leave the inbox.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};

@@ -28,10 +28,26 @@ pub struct World {
     pub quietbox: Quietbox,
     pub clock: ManualClock,
     pub dir: tempfile::TempDir,
+    mbox: PathBuf,
     _mbox_dir: Option<tempfile::TempDir>,
 }
 
 impl World {
+    /// Appends messages (header blocks) to the mbox, as new mail arriving.
+    pub fn deliver(&self, messages: &[String]) {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.mbox)
+            .unwrap();
+        file.write_all(mbox_text(messages).as_bytes()).unwrap();
+    }
+
+    /// The mbox file.
+    pub fn mbox(&self) -> &std::path::Path {
+        &self.mbox
+    }
+
     pub fn outbox(&self) -> PathBuf {
         self.dir.path().join("outbox")
     }
@@ -51,6 +67,10 @@ impl World {
 }
 
 pub fn world_with_mbox(path: &str) -> World {
+    world_with_mbox_and(path, Settings::default())
+}
+
+pub fn world_with_mbox_and(path: &str, settings: Settings) -> World {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FileStore::open(dir.path().join("state")).unwrap());
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap());
@@ -64,12 +84,13 @@ pub fn world_with_mbox(path: &str) -> World {
         store,
         Arc::new(SsrfGuardedClient::new(OutboundPolicy::allow_loopback_for_tests()).unwrap()),
         Arc::new(clock.clone()),
-        Settings::default(),
+        settings,
     );
     World {
         quietbox,
         clock,
         dir,
+        mbox: PathBuf::from(path),
         _mbox_dir: None,
     }
 }
@@ -78,16 +99,24 @@ pub fn sample_world() -> World {
     world_with_mbox(SAMPLE_MBOX)
 }
 
-/// A world whose mbox is `messages` (header blocks), written to the temp dir.
-pub fn world_with_messages(messages: &[String]) -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("inbox.mbox");
-    let text: String = messages
+fn mbox_text(messages: &[String]) -> String {
+    messages
         .iter()
         .map(|m| format!("From x@example.com Mon Nov 23 09:00:00 2026\n{m}\nbody\n\n"))
-        .collect();
-    std::fs::write(&path, text).unwrap();
-    let mut world = world_with_mbox(path.to_str().unwrap());
+        .collect()
+}
+
+/// A world whose mbox is `messages` (header blocks), written to the temp dir.
+pub fn world_with_messages(messages: &[String]) -> World {
+    world_with_messages_and(messages, Settings::default())
+}
+
+/// Like [`world_with_messages`], with the use cases' settings.
+pub fn world_with_messages_and(messages: &[String], settings: Settings) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inbox.mbox");
+    std::fs::write(&path, mbox_text(messages)).unwrap();
+    let mut world = world_with_mbox_and(path.to_str().unwrap(), settings);
     world._mbox_dir = Some(dir);
     world
 }
@@ -102,6 +131,18 @@ pub fn newsletter(from: &str, list_unsubscribe: &str, one_click: bool) -> String
         m.push_str("List-Unsubscribe-Post: List-Unsubscribe=One-Click\n");
     }
     m
+}
+
+/// `message` (a header block) with its `Date` replaced and a `Message-ID` added.
+pub fn dated(message: &str, id: &str, date: chrono::DateTime<Utc>) -> String {
+    let mut lines: Vec<String> = message
+        .lines()
+        .filter(|l| !l.starts_with("Date:"))
+        .map(str::to_owned)
+        .collect();
+    lines.push(format!("Date: {}", date.to_rfc2822()));
+    lines.push(format!("Message-ID: <{id}@test.example>"));
+    lines.join("\n") + "\n"
 }
 
 /// What the one-click endpoint received.
