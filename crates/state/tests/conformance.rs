@@ -556,6 +556,15 @@ mod backends {
 
     /// `None` (and a line saying so) when no test database is configured.
     pub async fn pg() -> Option<Arc<dyn StateStore>> {
+        let (url, schema) = pg_target()?;
+        Some(Arc::new(
+            PgStore::connect_with_schema(&url, &schema).await.unwrap(),
+        ))
+    }
+
+    /// The test database URL and a fresh schema name; `None` (and a line saying so) when no
+    /// test database is configured.
+    pub fn pg_target() -> Option<(String, String)> {
         let Ok(url) = std::env::var("QUIETBOX_TEST_DATABASE_URL") else {
             eprintln!(
                 "QUIETBOX_TEST_DATABASE_URL is not set: PostgreSQL backend not exercised here"
@@ -563,9 +572,7 @@ mod backends {
             return None;
         };
         let schema = format!("qb_test_{}_{}", std::process::id(), rand_suffix());
-        Some(Arc::new(
-            PgStore::connect_with_schema(&url, &schema).await.unwrap(),
-        ))
+        Some((url, schema))
     }
 
     fn rand_suffix() -> u64 {
@@ -618,6 +625,64 @@ conformance!(
     idempotency_records_expire,
     sender_decisions_replace_earlier_ones,
 );
+
+/// Writes decisions through `before`, drops it (the process ends), and reads them back through
+/// `after`, a store opened afresh on the same data.
+async fn sender_decisions_survive_a_restart(
+    before: Arc<dyn StateStore>,
+    after: impl std::future::Future<Output = Arc<dyn StateStore>>,
+) {
+    let recorded = [
+        SenderDecision {
+            sender: "deals@shop.example.com".into(),
+            decision: Decision::AutoArchive,
+            actor: "scheduler".into(),
+            decided_at: t(10),
+        },
+        SenderDecision {
+            sender: "friend@example.org".into(),
+            decision: Decision::Keep,
+            actor: "user-7".into(),
+            decided_at: t(20),
+        },
+        SenderDecision {
+            sender: "news@a.example.com".into(),
+            decision: Decision::Unsubscribed,
+            actor: "api_key".into(),
+            decided_at: t(30),
+        },
+    ];
+    for decision in &recorded {
+        before.set_sender_decision(decision.clone()).await.unwrap();
+    }
+    drop(before);
+    let after = after.await;
+    assert_eq!(after.sender_decisions().await.unwrap(), recorded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_backend_sender_decisions_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || -> Arc<dyn StateStore> { Arc::new(FileStore::open(dir.path()).unwrap()) };
+    sender_decisions_survive_a_restart(open(), async { open() }).await;
+    let file = std::fs::read_to_string(dir.path().join("sender_decisions.json")).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&file).unwrap();
+    assert_eq!(value["version"], 1);
+    assert_eq!(value["decisions"][0]["decision"], "auto_archive");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_backend_sender_decisions_survive_a_restart() {
+    let Some((url, schema)) = backends::pg_target() else {
+        return;
+    };
+    let open = || async {
+        let store: Arc<dyn StateStore> =
+            Arc::new(PgStore::connect_with_schema(&url, &schema).await.unwrap());
+        store
+    };
+    sender_decisions_survive_a_restart(open().await, open()).await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_moves_from_files_to_postgres_and_back() {
