@@ -16,7 +16,8 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 KEY = "mcp-interop-key-0123456789"
-READ_TOOLS = {"get_availability", "scan_inbox", "list_unsubscribe_candidates", "unsubscribe_history"}
+READ_TOOLS = {"get_availability", "scan_inbox", "list_unsubscribe_candidates", "unsubscribe_history",
+              "unsubscribe_compliance"}
 MUTATION_TOOLS = {"unsubscribe", "send_unsubscribe_digest", "set_sender_decision"}
 
 
@@ -46,7 +47,9 @@ async def exercise(session: ClientSession, expect_mutations: bool) -> int:
     assert result.structured_content["candidates"][0]["sender"]["address"] == "deals@shop.example.com"
     result = await session.call_tool("scan_inbox", {"limit": 3})
     assert not result.is_error and result.structured_content["total"] == 300, result
-    checks = 3
+    result = await session.call_tool("unsubscribe_compliance", {})
+    assert not result.is_error and result.structured_content["summary"]["violating"] == 0, result
+    checks = 4
     if expect_mutations:
         result = await session.call_tool("unsubscribe", {"sender": "deals@shop.example.com", "dry_run": True})
         assert not result.is_error and result.structured_content["result"] == "would_unsubscribe", result

@@ -131,11 +131,18 @@ const SKILLS: &[Skill] = &[
     Skill {
         id: "sender_decision",
         name: "Sender decision",
-        description: "Records keep or auto_archive for a sender. Args: sender, decision.",
+        description: "Records keep (never a candidate again) or auto_archive (its mail leaves the inbox) for a sender. Args: sender, decision.",
         scope: Scope::UnsubscribeExecute,
         examples: &[
             "{\"skill\":\"sender_decision\",\"args\":{\"sender\":\"a@example.com\",\"decision\":\"keep\"}}",
         ],
+    },
+    Skill {
+        id: "unsubscribe_compliance",
+        name: "Unsubscribe compliance",
+        description: "Whether unsubscribed senders stopped: pending (inside the grace period), compliant, or violating with count and first/last violating dates. Args: sender.",
+        scope: Scope::UnsubscribeRead,
+        examples: &["compliance", "who is still sending after unsubscribe"],
     },
 ];
 
@@ -178,7 +185,7 @@ fn agent_card(app: &App, url: &str) -> Value {
         .collect();
     json!({
         "name": "quietbox",
-        "description": "A personal mail-and-calendar agent: free slots, inbox triage, unsubscribe candidates, unsubscribes and a digest.",
+        "description": "A personal mail-and-calendar agent: free slots, inbox triage, unsubscribe candidates, unsubscribes, sender decisions, the unsubscribe compliance watch and a digest.",
         "supportedInterfaces": [{"url": url, "protocolBinding": "JSONRPC", "protocolVersion": PROTOCOL_VERSION}],
         "provider": {"organization": "quietbox", "url": "https://quietbox.dev"},
         "version": env!("CARGO_PKG_VERSION"),
@@ -469,6 +476,8 @@ fn select_skill(message: &Value) -> Result<(&'static Skill, Value), Failure> {
                 json!({"sender": words[1], "dry_run": lower.contains("dry")}),
             )
         })
+    } else if lower.contains("complian") || lower.contains("still sending") {
+        pick("unsubscribe_compliance").map(|s| (s, json!({})))
     } else if lower.contains("candidate") {
         pick("unsubscribe_candidates").map(|s| (s, json!({})))
     } else if lower.contains("history") {

@@ -1,5 +1,5 @@
-//! The command line every binary shares: `serve` (the default), `check-config`,
-//! `incident start --ttl 1h | end | status`, `state export | import`.
+//! The command line every binary shares: `serve` (the default), `check-config`, `login`,
+//! `incident start --ttl 1h | end | status`, `compliance [--enforce]`, `state export | import`.
 //!
 //! A binary's `main` is one call: [`main`] with its [`Binary`] and its protocol router.
 
@@ -16,7 +16,7 @@ use quietbox_core::ports::{NoProgress, SystemClock};
 use quietbox_core::service::ScanOptions;
 use quietbox_scheduler::{Job, Schedule, Scheduler};
 
-use crate::config::{Binary, Settings};
+use crate::config::{Binary, Enforcement, Settings};
 use crate::http::{HttpLimits, serve, shutdown_signal, with_common_layers};
 use crate::telemetry::init_tracing;
 use crate::wiring::{self, App};
@@ -47,8 +47,21 @@ pub enum Command {
     /// Load and validate the settings, open the state, then exit.
     CheckConfig,
     /// Authorize quietbox on a Google account (OAuth code + PKCE on a loopback redirect);
-    /// writes `GOOGLE_TOKEN_FILE` from `GOOGLE_CLIENT_SECRET_FILE`.
-    Login,
+    /// writes `GOOGLE_TOKEN_FILE` from `GOOGLE_CLIENT_SECRET_FILE`. Asks for the archiving
+    /// scopes (gmail.modify, gmail.settings.basic) only with `--archive` or
+    /// `UNSUBSCRIBE_ENFORCE=archive`.
+    Login {
+        /// Also grant what auto-archiving needs (filters and label changes).
+        #[arg(long)]
+        archive: bool,
+    },
+    /// Print the unsubscribe compliance report (JSON); with `--enforce`, act on it as
+    /// `UNSUBSCRIBE_ENFORCE` says.
+    Compliance {
+        /// Give violating senders `auto_archive` (only with `UNSUBSCRIBE_ENFORCE=archive`).
+        #[arg(long)]
+        enforce: bool,
+    },
     /// Incident mode: turn all mutations off across every binary sharing the state.
     Incident {
         /// Start, end or show.
@@ -190,11 +203,13 @@ async fn run(
     let actor = format!("{}-cli", binary.name());
     match command {
         Command::Serve => serve_app(binary, settings, surface).await,
-        Command::Login => {
+        Command::Login { archive } => {
+            let scopes = login_scopes(&settings, archive);
+            eprintln!("requesting scopes: {}", scopes.join(" "));
             quietbox_gmail::google::login(
                 &settings.google_client_secret_file,
                 &settings.google_token_file,
-                quietbox_gmail::google::DEFAULT_SCOPES,
+                &scopes,
                 Duration::from_secs(300),
                 |url| {
                     eprintln!(
@@ -248,6 +263,22 @@ async fn run(
             }
             Ok(())
         }
+        Command::Compliance { enforce } => {
+            let app = wiring::build(settings).await.map_err(|e| e.to_string())?;
+            let json = if enforce {
+                let outcome = app
+                    .quietbox
+                    .enforce(&actor)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                serde_json::to_string_pretty(&outcome)
+            } else {
+                let report = app.quietbox.compliance().await.map_err(|e| e.to_string())?;
+                serde_json::to_string_pretty(&report)
+            };
+            println!("{}", json.map_err(|e| e.to_string())?);
+            Ok(())
+        }
         Command::State { action } => {
             let state = wiring::open_state(&settings)
                 .await
@@ -288,12 +319,23 @@ async fn serve_app(
         let schedule = Schedule::parse(&app.settings.digest_cron, &app.settings.digest_tz)
             .map_err(|e| format!("DIGEST_CRON: {e}"))?;
         let node = format!("{}-{}-{}", binary.name(), hostname(), std::process::id());
-        let scheduler = Scheduler::new(app.state.clone(), Arc::new(SystemClock), node).with_job(
-            schedule,
-            Arc::new(DigestJob {
-                quietbox: app.quietbox.clone(),
-            }),
-        );
+        let mut scheduler = Scheduler::new(app.state.clone(), Arc::new(SystemClock), node)
+            .with_job(
+                schedule,
+                Arc::new(DigestJob {
+                    quietbox: app.quietbox.clone(),
+                }),
+            );
+        if app.settings.unsubscribe_enforce == Enforcement::Archive {
+            let hourly = Schedule::parse(ENFORCE_CRON, &app.settings.digest_tz)
+                .map_err(|e| format!("DIGEST_TZ: {e}"))?;
+            scheduler = scheduler.with_job(
+                hourly,
+                Arc::new(EnforceJob {
+                    quietbox: app.quietbox.clone(),
+                }),
+            );
+        }
         tokio::spawn(async move { scheduler.run_until(shutdown_signal()).await });
     }
     let router = with_common_layers(surface(app), binary.name(), HttpLimits::default());
@@ -301,6 +343,18 @@ async fn serve_app(
         .await
         .map_err(|e| format!("cannot serve on {bind}: {e}"))
 }
+
+/// The scopes `login` asks for: the archiving ones only when auto-archiving is configured
+/// (`--archive`, or `UNSUBSCRIBE_ENFORCE=archive`).
+pub fn login_scopes(settings: &Settings, archive: bool) -> Vec<&'static str> {
+    quietbox_gmail::google::login_scopes(
+        archive || settings.unsubscribe_enforce == Enforcement::Archive,
+    )
+}
+
+/// When the enforcement job runs (with `UNSUBSCRIBE_ENFORCE=archive`): hourly, so a violating
+/// sender leaves the inbox within an hour of the scan that sees it.
+pub const ENFORCE_CRON: &str = "0 * * * *";
 
 fn hostname() -> String {
     std::fs::read_to_string("/etc/hostname")
@@ -341,6 +395,41 @@ impl Job for DigestJob {
     }
 }
 
+/// The enforcement job: scan (incrementally on Gmail), then give violating senders
+/// `auto_archive`.
+struct EnforceJob {
+    quietbox: Quietbox,
+}
+
+#[async_trait]
+impl Job for EnforceJob {
+    fn name(&self) -> &str {
+        "unsubscribe_enforce"
+    }
+
+    async fn run(&self, _occurrence: chrono::DateTime<chrono::Utc>) -> Result<String, String> {
+        self.quietbox
+            .scan(ScanOptions::default(), &NoProgress)
+            .await
+            .map_err(|e| e.to_string())?;
+        let outcome = self
+            .quietbox
+            .enforce("scheduler")
+            .await
+            .map_err(|e| e.to_string())?;
+        let archived: usize = outcome
+            .actions
+            .iter()
+            .filter_map(|a| a.archive.as_ref())
+            .map(|a| a.message_ids.len())
+            .sum();
+        Ok(format!(
+            "{} violating senders; {} messages out of the inbox",
+            outcome.report.summary.violating, archived
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,5 +443,27 @@ mod tests {
         assert!(parse_duration("10").is_err());
         assert!(parse_duration("1w").is_err());
         assert!(parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn login_asks_for_archiving_scopes_only_when_archiving_is_configured() {
+        use crate::config::RawSettings;
+        use quietbox_gmail::google::{GMAIL_MODIFY, GMAIL_SETTINGS_BASIC};
+        let load = |pairs: &[(&str, &str)]| {
+            let env = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Settings::from_raw(Binary::Api, &RawSettings::load_from(&env).unwrap()).unwrap()
+        };
+        let archiving = |scopes: &[&str]| {
+            scopes.contains(&GMAIL_MODIFY) || scopes.contains(&GMAIL_SETTINGS_BASIC)
+        };
+        let report = load(&[("AGENT_API_KEY", "k")]);
+        assert!(!archiving(&login_scopes(&report, false)), "least privilege");
+        let both = login_scopes(&report, true);
+        assert!(both.contains(&GMAIL_MODIFY) && both.contains(&GMAIL_SETTINGS_BASIC));
+        let enforce = load(&[("AGENT_API_KEY", "k"), ("UNSUBSCRIBE_ENFORCE", "archive")]);
+        assert!(archiving(&login_scopes(&enforce, false)));
     }
 }

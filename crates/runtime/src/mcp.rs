@@ -116,9 +116,18 @@ const TOOLS: &[ToolSpec] = &[
         schema: || json!({"type": "object", "properties": {"send": {"type": "boolean", "description": "send the mail (default true)"}}, "additionalProperties": false}),
     },
     ToolSpec {
+        name: "unsubscribe_compliance",
+        operation: "unsubscribe_compliance",
+        description: "Whether unsubscribed senders stopped mailing: pending (inside the grace period), compliant, or violating with the count and the first and last violating dates.",
+        scope: Scope::UnsubscribeRead,
+        mutation: false,
+        idempotent: true,
+        schema: || json!({"type": "object", "properties": {"sender": {"type": "string", "description": "only this sender"}}, "additionalProperties": false}),
+    },
+    ToolSpec {
         name: "set_sender_decision",
         operation: "sender_decision",
-        description: "Records keep (never a candidate) or auto_archive for a sender.",
+        description: "Records keep (never a candidate again) or auto_archive (its mail leaves the inbox: a Gmail filter plus what is there now) for a sender.",
         scope: Scope::UnsubscribeExecute,
         mutation: true,
         idempotent: true,
@@ -178,7 +187,7 @@ impl ServerHandler for QuietboxMcp {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("quietbox", env!("CARGO_PKG_VERSION")))
-            .with_instructions("quietbox: calendar availability, inbox triage, unsubscribe candidates, unsubscribes and a digest for one mailbox.")
+            .with_instructions("quietbox: calendar availability, inbox triage, unsubscribe candidates, unsubscribes, sender decisions, the unsubscribe compliance watch and a digest for one mailbox.")
     }
 
     async fn list_tools(

@@ -160,16 +160,50 @@ pub async fn execute(
                     ));
                 }
             };
-            let recorded = q
+            let outcome = q
                 .set_decision(sender, decision, &principal.subject)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok((
-                to_json(&recorded),
-                format!("{sender}: {:?}", recorded.decision).to_lowercase(),
-            ))
+            let mut summary = format!(
+                "{}: {}",
+                outcome.decision.sender,
+                decision_name(outcome.decision.decision)
+            );
+            if let Some(archive) = &outcome.archive {
+                let verb = if archive.applied {
+                    "taken out of the inbox"
+                } else {
+                    "would leave the inbox (reported only)"
+                };
+                summary.push_str(&format!("; {} messages {verb}", archive.message_ids.len()));
+            }
+            Ok((to_json(&outcome), summary))
+        }
+        "unsubscribe_compliance" => {
+            let mut report = q.compliance().await.map_err(|e| e.to_string())?;
+            if let Some(sender) = arg_str(args, "sender") {
+                report = report.for_sender(sender);
+            }
+            let s = &report.summary;
+            let summary = format!(
+                "{} unsubscribes watched: {} violating, {} pending, {} compliant",
+                report.entries.len(),
+                s.violating,
+                s.pending,
+                s.compliant
+            );
+            Ok((to_json(&report), summary))
         }
         other => Err(format!("operation {other} does not exist")),
+    }
+}
+
+/// A decision's JSON name.
+fn decision_name(decision: Decision) -> &'static str {
+    match decision {
+        Decision::Keep => "keep",
+        Decision::AutoArchive => "auto_archive",
+        Decision::Unsubscribed => "unsubscribed",
     }
 }
 

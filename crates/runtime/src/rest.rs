@@ -30,6 +30,7 @@ pub fn router(app: App) -> Router {
         .route("/v1/unsubscribe", post(unsubscribe))
         .route("/v1/unsubscribe/history", get(history))
         .route("/v1/unsubscribe/digest", post(digest))
+        .route("/v1/unsubscribe/compliance", get(compliance))
         .route("/v1/senders/{address}", get(sender))
         .route("/v1/senders/{address}/decision", put(decision))
         .layer(AuthLayer::new(app.auth.clone()));
@@ -44,7 +45,7 @@ pub fn router(app: App) -> Router {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "quietbox REST API", description = "Personal mail-and-calendar agent."),
-    paths(availability, scan, candidates, unsubscribe, history, digest, sender, decision, ready),
+    paths(availability, scan, candidates, unsubscribe, history, digest, compliance, sender, decision, ready),
     components(schemas(ScanBody, UnsubscribeBody, DigestBody, DecisionBody)),
     modifiers(&Security, &ProblemResponses)
 )]
@@ -431,9 +432,34 @@ async fn digest(
     Ok(axum::Json(app.quietbox.digest(body.send).await?))
 }
 
-/// What quietbox knows of one sender.
+/// Query of `GET /v1/unsubscribe/compliance`.
+#[derive(Debug, Deserialize, IntoParams)]
+struct ComplianceParams {
+    /// Only this sender's unsubscribes.
+    sender: Option<String>,
+}
+
+/// The compliance watch: per unsubscribed sender/list, `pending` (inside `UNSUBSCRIBE_GRACE_H`),
+/// `compliant`, or `violating` with the count and the first and last violating dates.
+#[utoipa::path(get, path = "/v1/unsubscribe/compliance", params(ComplianceParams),
+    responses((status = 200, description = "compliance report: checked_at, grace_hours, enforcement, summary, entries")),
+    security(("api_key" = []), ("bearer" = [])))]
+async fn compliance(
+    State(app): State<App>,
+    _who: Authorized<scope::UnsubscribeRead>,
+    Query(params): Query<ComplianceParams>,
+) -> Result<impl IntoResponse, ApiError> {
+    let report = app.quietbox.compliance().await?;
+    Ok(axum::Json(match params.sender {
+        Some(sender) => report.for_sender(&sender),
+        None => report,
+    }))
+}
+
+/// What quietbox knows of one sender: aggregates, the owner's decision, and compliance.
 #[utoipa::path(get, path = "/v1/senders/{address}", params(("address" = String, Path, description = "sender address")),
-    responses((status = 200, description = "aggregates"), (status = 404, description = "unknown sender")), security(("api_key" = []), ("bearer" = [])))]
+    responses((status = 200, description = "aggregates, decision and compliance"), (status = 404, description = "unknown sender")),
+    security(("api_key" = []), ("bearer" = [])))]
 async fn sender(
     State(app): State<App>,
     _who: Authorized<scope::UnsubscribeRead>,
@@ -450,9 +476,13 @@ pub struct DecisionBody {
     pub decision: String,
 }
 
-/// Records a decision about a sender.
+/// Records a decision about a sender: `keep` (never a candidate again) or `auto_archive` (its
+/// mail leaves the inbox: a Gmail filter plus the messages already there).
 #[utoipa::path(put, path = "/v1/senders/{address}/decision", params(("address" = String, Path, description = "sender address")),
-    request_body = DecisionBody, responses((status = 200, description = "recorded"), (status = 404, description = "unknown sender")), security(("api_key" = []), ("bearer" = [])))]
+    request_body = DecisionBody, responses((status = 200, description = "recorded, with what the mail provider did"),
+        (status = 404, description = "unknown sender"),
+        (status = 502, description = "the mail provider failed, or the Google token lacks a scope (upstream_scope_missing, naming it)"),
+        (status = 503, description = "incident mode")), security(("api_key" = []), ("bearer" = [])))]
 async fn decision(
     State(app): State<App>,
     Authorized(who, ..): Authorized<scope::UnsubscribeExecute>,

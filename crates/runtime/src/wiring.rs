@@ -10,8 +10,8 @@ use quietbox_auth::{
 };
 use quietbox_core::Quietbox;
 use quietbox_core::ports::{CalendarProvider, MailProvider, SystemClock};
-use quietbox_core::service;
 use quietbox_core::store::StateStore;
+use quietbox_core::{compliance, service};
 use quietbox_gmail::google::{
     GmailProvider, GoogleApi, GoogleCalendar, QuotaBucket, RetryPolicy, TokenManager,
 };
@@ -19,7 +19,9 @@ use quietbox_gmail::local::{LocalCalendar, LocalMail, Outbox};
 use quietbox_gmail::outbound::{OutboundPolicy, SsrfGuardedClient};
 use quietbox_state::{FileStore, PgStore};
 
-use crate::config::{MailProviderKind, RateLimitBackend, RateLimitOnError, Settings, StateBackend};
+use crate::config::{
+    Enforcement, MailProviderKind, RateLimitBackend, RateLimitOnError, Settings, StateBackend,
+};
 
 /// Gmail's per-user quota, a little under 250 units/s so that clock skew between our bucket and
 /// Google's window does not turn into 429s.
@@ -191,6 +193,11 @@ pub async fn build(settings: Settings) -> Result<App, WiringError> {
         digest_to: settings.digest_to.clone(),
         default_tz: settings.digest_tz.parse().unwrap_or(chrono_tz::UTC),
         unsubscribe_stale_after: Duration::from_secs(600),
+        unsubscribe_grace: settings.unsubscribe_grace,
+        enforcement: match settings.unsubscribe_enforce {
+            Enforcement::Report => compliance::Enforcement::Report,
+            Enforcement::Archive => compliance::Enforcement::Archive,
+        },
         ..service::Settings::default()
     };
     let quietbox = Quietbox::new(

@@ -79,7 +79,25 @@ async fn the_agent_card_describes_skills_streaming_and_security() {
         format!("{}/", server.base)
     );
     assert_eq!(card["capabilities"]["streaming"], true);
-    assert_eq!(card["skills"].as_array().unwrap().len(), 7);
+    let skills: Vec<&str> = card["skills"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        skills,
+        [
+            "availability",
+            "scan_inbox",
+            "unsubscribe_candidates",
+            "unsubscribe_history",
+            "unsubscribe",
+            "unsubscribe_digest",
+            "sender_decision",
+            "unsubscribe_compliance"
+        ]
+    );
     assert!(card["securitySchemes"]["api_key"]["apiKeySecurityScheme"]["name"] == "X-API-Key");
     assert!(card["securitySchemes"]["bearer"]["httpAuthSecurityScheme"]["scheme"] == "Bearer");
     let key_only = spawn(&[("AUTH_MODE", "api_key")]);
@@ -242,6 +260,52 @@ async fn every_skill_needs_its_scope() {
         .unwrap();
     assert_eq!(response.status(), 401);
     assert!(response.headers().contains_key("www-authenticate"));
+    // The decision and compliance skills: the same scopes as their REST routes.
+    let decide = json!([{"data": {"skill": "sender_decision", "args": {"sender": "deals@shop.example.com", "decision": "keep"}}}]);
+    let (status, answer) = call(&server, bearer("unsubscribe:read"), send(5, decide.clone())).await;
+    assert_eq!(
+        (status, answer["scope"].as_str()),
+        (403, Some("unsubscribe:execute"))
+    );
+    let (status, answer) = call(&server, bearer("unsubscribe:execute"), send(6, decide)).await;
+    assert_eq!(status, 200);
+    let data = &answer["result"]["task"]["artifacts"][0]["parts"][0]["data"];
+    assert_eq!(
+        (&data["decision"], &data["actor"]),
+        (&json!("keep"), &json!("agent-9"))
+    );
+    let (status, answer) = call(
+        &server,
+        bearer("unsubscribe:execute"),
+        send(7, json!([{"text": "compliance"}])),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["scope"].as_str()),
+        (403, Some("unsubscribe:read"))
+    );
+    let (status, answer) = call(
+        &server,
+        bearer("unsubscribe:read"),
+        send(
+            8,
+            json!([{"text": "who is still sending after unsubscribe?"}]),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let task = &answer["result"]["task"];
+    assert_eq!(task["artifacts"][0]["name"], "unsubscribe_compliance");
+    assert_eq!(
+        task["artifacts"][0]["parts"][0]["data"]["summary"],
+        json!({"pending": 0, "compliant": 0, "violating": 0})
+    );
+    assert!(
+        task["artifacts"][0]["parts"][1]["text"]
+            .as_str()
+            .unwrap()
+            .contains("0 violating")
+    );
 }
 
 #[tokio::test]

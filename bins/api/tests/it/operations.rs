@@ -439,3 +439,196 @@ async fn in_jwt_mode_the_api_key_is_no_credential_and_in_api_key_mode_a_jwt_is_n
         200
     );
 }
+
+#[tokio::test]
+async fn a_sender_decision_keeps_its_actor_survives_a_restart_and_shows_in_the_sender_view() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().display().to_string();
+    let first = spawn(&[("DATA_DIR", &data_dir)]);
+    let response = first
+        .client
+        .put(first.url("/v1/senders/Deals@Shop.example.com/decision"))
+        .bearer_auth(token("unsubscribe:execute"))
+        .json(&json!({"decision": "keep"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let recorded: Value = response.json().await.unwrap();
+    assert_eq!(
+        (
+            &recorded["sender"],
+            &recorded["decision"],
+            &recorded["actor"],
+            &recorded["previous"]
+        ),
+        (
+            &json!("deals@shop.example.com"),
+            &json!("keep"),
+            &json!("user-7"),
+            &Value::Null
+        )
+    );
+    assert!(recorded["decided_at"].as_str().is_some());
+    let refused = first
+        .client
+        .put(first.url("/v1/senders/deals@shop.example.com/decision"))
+        .header("x-api-key", KEY)
+        .json(&json!({"decision": "unsubscribed"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status(),
+        400,
+        "unsubscribed is not the owner's to set"
+    );
+    drop(first);
+
+    let second = spawn(&[("DATA_DIR", &data_dir)]);
+    let view: Value = second
+        .client
+        .get(second.url("/v1/senders/deals@shop.example.com"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["address"], "deals@shop.example.com");
+    assert_eq!(view["count"], 40);
+    assert_eq!(view["decision"]["decision"], "keep");
+    assert_eq!(view["decision"]["actor"], "user-7");
+    assert_eq!(view["compliance"], json!([]));
+    let candidates: Value = second
+        .client
+        .get(second.url("/v1/unsubscribe/candidates"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        candidates["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["sender"]["address"] != "deals@shop.example.com"),
+        "a kept sender is never a candidate, also after a restart"
+    );
+}
+
+#[tokio::test]
+async fn the_compliance_report_watches_what_the_api_unsubscribed() {
+    let server = spawn(&[("UNSUBSCRIBE_GRACE_H", "24")]);
+    let outcome: Value = server
+        .client
+        .post(server.url("/v1/unsubscribe"))
+        .header("x-api-key", KEY)
+        .json(&json!({"sender": "lug@lists.example.org"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(outcome["result"], "unsubscribed");
+    let report: Value = server
+        .client
+        .get(server.url("/v1/unsubscribe/compliance"))
+        .bearer_auth(token("unsubscribe:read"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["grace_hours"], 24);
+    assert_eq!(report["enforcement"], "report");
+    let entry = &report["entries"][0];
+    assert_eq!(entry["sender"], "lug@lists.example.org");
+    assert_eq!(entry["method"], "mailto");
+    // The sample mail is older than the unsubscribe (made now, by the system clock).
+    assert_eq!(entry["status"], "pending");
+    assert_eq!(entry["violations"], 0);
+    assert_eq!(report["summary"]["pending"], 1);
+    let view: Value = server
+        .client
+        .get(server.url("/v1/senders/lug@lists.example.org"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["decision"]["decision"], "unsubscribed");
+    assert_eq!(view["compliance"][0]["status"], "pending");
+}
+
+/// A quietbox-api on a fake Google whose `refresh-1` token is granted `scopes`.
+async fn gmail_server(scopes: &[&str]) -> (quietbox_testkit::FakeGoogle, crate::harness::App) {
+    use quietbox_testkit::{FakeGoogle, FakeMessage};
+    let fake = FakeGoogle::start("owner@example.com").await;
+    fake.grant_scopes("refresh-1", scopes);
+    fake.add_messages(vec![FakeMessage::new(
+        "g1",
+        "\"Gadget News\" <news@gadgets.example.com>",
+        1_795_000_000_000,
+        &[("List-Id", "<news.gadgets.example.com>")],
+    )]);
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token.json");
+    std::fs::write(&token, json!({"refresh_token": "refresh-1", "token_uri": format!("{}/token", fake.base), "client_id": "c"}).to_string()).unwrap();
+    let token = token.display().to_string();
+    let server = spawn_in(
+        dir,
+        &[
+            ("MAIL_PROVIDER", "gmail"),
+            ("GOOGLE_TOKEN_FILE", &token),
+            ("GOOGLE_API_BASE_URL", &fake.base),
+        ],
+    );
+    (fake, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_gmail_auto_archive_makes_one_filter_and_a_token_without_its_scope_gets_a_named_502() {
+    use quietbox_testkit::scopes;
+    let (fake, server) = gmail_server(scopes::ALL).await;
+    let decide = |server: &crate::harness::App| {
+        server
+            .client
+            .put(server.url("/v1/senders/news@gadgets.example.com/decision"))
+            .header("x-api-key", KEY)
+            .json(&json!({"decision": "auto_archive"}))
+            .send()
+    };
+    let response = decide(&server).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["decision"], "auto_archive");
+    assert_eq!(body["actor"], "api_key");
+    assert_eq!(body["archive"]["applied"], true);
+    assert_eq!(body["archive"]["message_ids"], json!(["g1"]));
+    assert_eq!(fake.filters().len(), 1);
+    assert!(!fake.labels("g1").unwrap().contains(&"INBOX".to_owned()));
+    assert_eq!(decide(&server).await.unwrap().status(), 200);
+    assert_eq!(fake.filters().len(), 1, "deciding again finds the filter");
+
+    let (fake, server) = gmail_server(scopes::DEFAULT).await;
+    let response = decide(&server).await.unwrap();
+    assert_eq!(response.status(), 502);
+    let problem: Value = response.json().await.unwrap();
+    assert_eq!(problem["code"], "upstream_scope_missing");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("https://www.googleapis.com/auth/gmail.settings.basic")
+            && detail.contains("login --archive"),
+        "{detail}"
+    );
+    assert!(fake.filters().is_empty());
+}

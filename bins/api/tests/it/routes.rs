@@ -46,6 +46,18 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>, &'static str)> {
         ),
         (
             Method::GET,
+            "/v1/unsubscribe/compliance",
+            None,
+            "unsubscribe:read",
+        ),
+        (
+            Method::GET,
+            "/v1/unsubscribe/compliance?sender=deals@shop.example.com",
+            None,
+            "unsubscribe:read",
+        ),
+        (
+            Method::GET,
             "/v1/senders/deals@shop.example.com",
             None,
             "unsubscribe:read",
@@ -54,6 +66,12 @@ fn routes() -> Vec<(Method, &'static str, Option<Value>, &'static str)> {
             Method::PUT,
             "/v1/senders/friend@example.org/decision",
             Some(json!({"decision": "keep"})),
+            "unsubscribe:execute",
+        ),
+        (
+            Method::PUT,
+            "/v1/senders/deals@shop.example.com/decision",
+            Some(json!({"decision": "auto_archive"})),
             "unsubscribe:execute",
         ),
     ]
@@ -119,7 +137,8 @@ async fn every_route_requires_its_scope_and_nothing_else() {
             "{method} {path} with the API key"
         );
     }
-    assert_eq!(checked, 8 * 5);
+    assert_eq!(checked, routes().len() * 5);
+    assert_eq!(routes().len(), 11);
 }
 
 #[tokio::test]
@@ -232,6 +251,7 @@ async fn the_openapi_document_lists_every_route() {
         "/v1/unsubscribe",
         "/v1/unsubscribe/history",
         "/v1/unsubscribe/digest",
+        "/v1/unsubscribe/compliance",
         "/v1/senders/{address}",
         "/v1/senders/{address}/decision",
     ] {

@@ -158,6 +158,7 @@ async fn every_tool_is_listed_and_read_tools_answer_with_structured_content() {
             "send_unsubscribe_digest",
             "set_sender_decision",
             "unsubscribe",
+            "unsubscribe_compliance",
             "unsubscribe_history"
         ]
     );
@@ -182,6 +183,43 @@ async fn every_tool_is_listed_and_read_tools_answer_with_structured_content() {
         2,
         "{result}"
     );
+    // Unsubscribe, then the compliance watch sees it; a decision records its actor.
+    let result = session
+        .call("unsubscribe", json!({"sender": "lug@lists.example.org"}))
+        .await;
+    assert_eq!(
+        result["structuredContent"]["result"], "unsubscribed",
+        "{result}"
+    );
+    let result = session
+        .call(
+            "unsubscribe_compliance",
+            json!({"sender": "LUG@lists.example.org"}),
+        )
+        .await;
+    assert_eq!(result["isError"], false, "{result}");
+    let report = &result["structuredContent"];
+    assert_eq!(report["entries"][0]["sender"], "lug@lists.example.org");
+    assert_eq!(report["entries"][0]["status"], "pending");
+    assert_eq!(report["entries"][0]["decision"], "unsubscribed");
+    assert_eq!(report["summary"]["pending"], 1);
+    let result = session
+        .call(
+            "set_sender_decision",
+            json!({"sender": "deals@shop.example.com", "decision": "auto_archive"}),
+        )
+        .await;
+    assert_eq!(result["isError"], false, "{result}");
+    assert_eq!(result["structuredContent"]["decision"], "auto_archive");
+    assert_eq!(result["structuredContent"]["actor"], "api_key");
+    assert_eq!(result["structuredContent"]["archive"]["applied"], false);
+    assert!(
+        result["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("reported only"),
+        "{result}"
+    );
 }
 
 #[tokio::test]
@@ -189,7 +227,8 @@ async fn mutation_tools_are_hidden_and_refused_when_disabled() {
     let server = spawn(&[("MCP_ENABLE_MUTATION_TOOLS", "false")]);
     let mut session = Session::open(&server, key()).await;
     let tools = session.tools().await;
-    assert_eq!(tools.len(), 4);
+    assert_eq!(tools.len(), 5);
+    assert!(tools.iter().any(|t| t == "unsubscribe_compliance"));
     assert!(!tools.iter().any(|t| t == "unsubscribe"
         || t == "send_unsubscribe_digest"
         || t == "set_sender_decision"));
@@ -197,6 +236,13 @@ async fn mutation_tools_are_hidden_and_refused_when_disabled() {
         .request(
             "tools/call",
             json!({"name": "unsubscribe", "arguments": {"sender": "deals@shop.example.com"}}),
+        )
+        .await;
+    assert!(refused.get("error").is_some(), "{refused}");
+    let refused = session
+        .request(
+            "tools/call",
+            json!({"name": "set_sender_decision", "arguments": {"sender": "deals@shop.example.com", "decision": "keep"}}),
         )
         .await;
     assert!(refused.get("error").is_some(), "{refused}");
@@ -221,6 +267,15 @@ async fn a_token_without_the_tools_scope_gets_a_tool_error_naming_it() {
     );
     let result = session.call("scan_inbox", json!({"limit": 1})).await;
     assert_eq!(result["isError"], false);
+    let result = session.call("unsubscribe_compliance", json!({})).await;
+    assert_eq!(result["isError"], true);
+    assert!(
+        result["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("unsubscribe:read"),
+        "{result}"
+    );
     let response = reqwest::Client::new()
         .post(server.url("/mcp"))
         .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
@@ -360,7 +415,7 @@ async fn oauth_mode_answers_401_with_resource_metadata_and_checks_the_audience()
     .await;
     assert_eq!(
         session.tools().await.len(),
-        7,
+        8,
         "a token for this resource is accepted"
     );
 }

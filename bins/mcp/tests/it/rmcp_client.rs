@@ -31,13 +31,32 @@ async fn the_rmcp_client_lists_and_calls_tools_over_stdio() {
     });
     let client = ().serve(TokioChildProcess::new(command).unwrap()).await.unwrap();
     let tools = client.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 7);
+    assert_eq!(tools.len(), 8);
     let unsubscribe = tools.iter().find(|t| t.name == "unsubscribe").unwrap();
     assert_eq!(
         unsubscribe
             .annotations
             .as_ref()
             .and_then(|a| a.read_only_hint),
+        Some(false)
+    );
+    let compliance = tools
+        .iter()
+        .find(|t| t.name == "unsubscribe_compliance")
+        .unwrap();
+    assert_eq!(
+        compliance
+            .annotations
+            .as_ref()
+            .and_then(|a| a.read_only_hint),
+        Some(true)
+    );
+    let decision = tools
+        .iter()
+        .find(|t| t.name == "set_sender_decision")
+        .unwrap();
+    assert_eq!(
+        decision.annotations.as_ref().and_then(|a| a.read_only_hint),
         Some(false)
     );
     let scan = tools.iter().find(|t| t.name == "scan_inbox").unwrap();
@@ -69,7 +88,7 @@ async fn the_rmcp_client_calls_tools_over_streamable_http_with_a_key() {
     );
     let client = ().serve(transport).await.unwrap();
     let tools = client.list_all_tools().await.unwrap();
-    assert_eq!(tools.len(), 7);
+    assert_eq!(tools.len(), 8);
     let result = client
         .call_tool(CallToolRequestParams::new("list_unsubscribe_candidates"))
         .await
