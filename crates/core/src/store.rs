@@ -278,6 +278,17 @@ pub enum Decision {
     Unsubscribed,
 }
 
+impl Decision {
+    /// The snake_case name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Keep => "keep",
+            Decision::AutoArchive => "auto_archive",
+            Decision::Unsubscribed => "unsubscribed",
+        }
+    }
+}
+
 /// A recorded [`Decision`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SenderDecision {

@@ -167,7 +167,7 @@ pub async fn execute(
             let mut summary = format!(
                 "{}: {}",
                 outcome.decision.sender,
-                decision_name(outcome.decision.decision)
+                outcome.decision.decision.as_str()
             );
             if let Some(archive) = &outcome.archive {
                 let verb = if archive.applied {
@@ -195,15 +195,6 @@ pub async fn execute(
             Ok((to_json(&report), summary))
         }
         other => Err(format!("operation {other} does not exist")),
-    }
-}
-
-/// A decision's JSON name.
-fn decision_name(decision: Decision) -> &'static str {
-    match decision {
-        Decision::Keep => "keep",
-        Decision::AutoArchive => "auto_archive",
-        Decision::Unsubscribed => "unsubscribed",
     }
 }
 
