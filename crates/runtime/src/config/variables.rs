@@ -225,7 +225,7 @@ pub const VARIABLES: &[Variable] = &[
     var(
         "UNSUBSCRIBE_ENFORCE",
         Value("report"),
-        "`report` \\| `archive` (violating senders get `auto_archive`).",
+        "`report` \\| `archive`: violating senders get `auto_archive` (hourly; a Gmail filter and `batchModify`; `login` then asks for `gmail.modify` and `gmail.settings.basic`).",
     ),
     var(
         "DIGEST_CRON",
