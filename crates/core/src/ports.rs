@@ -168,7 +168,7 @@ pub struct ArchiveOutcome {
     pub message_ids: Vec<String>,
 }
 
-/// Label that marks a message as being in the inbox (Gmail's `INBOX`; an mbox export's
+/// Whether a message is in the inbox: it carries Gmail's `INBOX` label (an mbox export's
 /// `X-Gmail-Labels` spells it `Inbox`).
 pub fn in_inbox(message: &MessageMeta) -> bool {
     message

@@ -962,7 +962,7 @@ impl Quietbox {
         match decision {
             Decision::AutoArchive => {
                 let ids: Vec<String> = self
-                    .known_messages()
+                    .current_messages()
                     .await?
                     .iter()
                     .filter(|m| in_inbox(m) && compliance::matches(&by_address, m))
