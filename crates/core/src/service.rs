@@ -843,7 +843,9 @@ impl Quietbox {
         let now = self.clock.now();
         if send && (!fresh.is_empty() || new_violations) {
             self.ensure_mutations_allowed().await?;
-            fresh = self.claim_links(fresh, now).await?;
+            if !fresh.is_empty() {
+                fresh = self.claim_links(fresh, now).await?;
+            }
         }
         let (text, html) =
             digest::render(&fresh, &still_sending, now).map_err(CoreError::Message)?;
