@@ -483,24 +483,10 @@ impl Quietbox {
     /// Ranked unsubscribe candidates from the last scan (scanning first if there was none),
     /// without senders already unsubscribed or kept.
     pub async fn candidates(&self) -> Result<Vec<Candidate>, CoreError> {
-        let senders = senders::aggregate(&self.known_messages().await?);
-        let mut excluded: HashSet<String> = self
-            .state
-            .unsubscribe_history(None)
-            .await?
-            .into_iter()
-            .filter(|e| e.status != UnsubscribeStatus::Failed)
-            .map(|e| e.key.sender)
-            .collect();
-        excluded.extend(
-            self.state
-                .sender_decisions()
-                .await?
-                .into_iter()
-                .filter(|d| d.decision == Decision::Keep)
-                .map(|d| d.sender),
-        );
-        Ok(candidates::rank(&senders, &excluded))
+        let messages = self.known_messages().await?;
+        let entries = self.state.unsubscribe_history(None).await?;
+        let decisions = self.state.sender_decisions().await?;
+        Ok(rank_candidates(&messages, &entries, &decisions))
     }
 
     /// What quietbox knows of one sender: aggregates of its mail, the owner's decision, and the
@@ -546,16 +532,25 @@ impl Quietbox {
     async fn assess(&self, messages: &[MessageMeta]) -> Result<ComplianceReport, CoreError> {
         let entries = self.state.unsubscribe_history(None).await?;
         let decisions = self.state.sender_decisions().await?;
+        Ok(self.assess_with(messages, &entries, &decisions))
+    }
+
+    fn assess_with(
+        &self,
+        messages: &[MessageMeta],
+        entries: &[UnsubscribeEntry],
+        decisions: &[SenderDecision],
+    ) -> ComplianceReport {
         let grace = chrono::Duration::from_std(self.settings.unsubscribe_grace)
             .unwrap_or(chrono::Duration::MAX);
-        Ok(compliance::assess(
-            &entries,
+        compliance::assess(
+            entries,
             messages,
-            &decisions,
+            decisions,
             grace,
             self.settings.enforcement,
             self.clock.now(),
-        ))
+        )
     }
 
     /// Acts on the compliance report as `UNSUBSCRIBE_ENFORCE` says. With `archive`, every
@@ -817,16 +812,17 @@ impl Quietbox {
         let sent_links = self.state.sent_links().await?;
         let last_digest = sent_links.iter().map(|l| l.sent_at).max();
         let sent: HashSet<String> = sent_links.into_iter().map(|l| l.link).collect();
-        let mut fresh: Vec<Candidate> = self
-            .candidates()
-            .await?
+        // One read of each collection for both sections.
+        let messages = self.known_messages().await?;
+        let entries = self.state.unsubscribe_history(None).await?;
+        let decisions = self.state.sender_decisions().await?;
+        let mut fresh: Vec<Candidate> = rank_candidates(&messages, &entries, &decisions)
             .into_iter()
             .filter(|c| !sent.contains(&c.link))
             .take(self.settings.digest_limit)
             .collect();
         let still_sending: Vec<ComplianceEntry> = self
-            .assess(&self.known_messages().await?)
-            .await?
+            .assess_with(&messages, &entries, &decisions)
             .entries
             .into_iter()
             .filter(|e| e.status == ComplianceStatus::Violating)
@@ -1051,6 +1047,27 @@ impl Quietbox {
             .is_some_and(|i| i.is_active(self.clock.now()));
         Ok(IncidentStatus { active, incident })
     }
+}
+
+/// Ranked candidates among the senders of `messages`, without those unsubscribed (or being) and
+/// those the owner keeps.
+fn rank_candidates(
+    messages: &[MessageMeta],
+    entries: &[UnsubscribeEntry],
+    decisions: &[SenderDecision],
+) -> Vec<Candidate> {
+    let excluded: HashSet<String> = entries
+        .iter()
+        .filter(|e| e.status != UnsubscribeStatus::Failed)
+        .map(|e| e.key.sender.clone())
+        .chain(
+            decisions
+                .iter()
+                .filter(|d| d.decision == Decision::Keep)
+                .map(|d| d.sender.clone()),
+        )
+        .collect();
+    candidates::rank(&senders::aggregate(messages), &excluded)
 }
 
 fn report(
