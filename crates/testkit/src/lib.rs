@@ -18,12 +18,22 @@
 //!   called without one of the scopes Google accepts for it answers 403
 //!   `ACCESS_TOKEN_SCOPE_INSUFFICIENT` with `WWW-Authenticate: ... error="insufficient_scope"`;
 //! - per-user quota in units per second (429 `rateLimitExceeded` past it), and injectable faults
-//!   (latency, 5xx responses, dropped connections), with call counters per method.
+//!   (latency, 5xx responses, connections closed without an answer, a token endpoint outage),
+//!   with call counters per method.
+//!
+//! [`jwks::JwksServer`] is an identity provider's key set that can go down, and
+//! [`one_click::Endpoint`] a loopback HTTPS one-click unsubscribe endpoint counting its POSTs.
 
 pub mod binary;
 pub mod capture;
+pub mod crash;
 mod google_extra;
+pub mod jwks;
+pub mod one_click;
 pub mod redis_server;
+pub mod serve;
+
+pub use google_extra::TokenOutage;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -140,8 +150,10 @@ pub struct Faults {
     pub latency: Duration,
     /// The next this-many API calls answer 503.
     pub fail_next: usize,
-    /// The next this-many API calls drop the connection without an answer.
+    /// The next this-many API calls have their connection closed without an answer.
     pub drop_next: usize,
+    /// `Retry-After` (seconds) on the 503s of `fail_next`, as Google sends it when it knows.
+    pub retry_after: Option<u64>,
 }
 
 struct Inner {
@@ -167,6 +179,7 @@ struct Inner {
     quota_per_second: u32,
     quota_window: (Instant, u32),
     faults: Faults,
+    token_outage: Option<TokenOutage>,
     calls: BTreeMap<String, usize>,
 }
 
@@ -215,6 +228,7 @@ impl FakeGoogle {
             quota_per_second: 250,
             quota_window: (Instant::now(), 0),
             faults: Faults::default(),
+            token_outage: None,
             calls: BTreeMap::new(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -246,9 +260,7 @@ impl FakeGoogle {
             .route("/calendar/v3/freeBusy", post(free_busy))
             .route("/token", post(token))
             .with_state(fake.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        serve::spawn(listener, app);
         fake
     }
 
@@ -506,20 +518,29 @@ async fn admit(fake: &FakeGoogle, headers: &HeaderMap, method: &str) -> Result<(
         } else {
             None
         };
-        (inner.faults.latency, fault)
+        (
+            inner.faults.latency,
+            fault.map(|drop| (drop, inner.faults.retry_after)),
+        )
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     match fault {
-        // Dropping: never answer; the client's timeout or the closed connection ends it.
-        Some(true) => return Err(std::future::pending::<Response>().await),
-        Some(false) => {
-            return Err(google_error(
+        // Dropping: the connection is closed without an answer.
+        Some((true, _)) => return Err(serve::dropped()),
+        Some((false, retry_after)) => {
+            let mut response = google_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "backendError",
                 "Backend Error",
-            ));
+            );
+            if let Some(seconds) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, seconds.into());
+            }
+            return Err(response);
         }
         None => {}
     }
@@ -960,6 +981,9 @@ async fn token(
 ) -> Response {
     let mut inner = fake.lock();
     *inner.calls.entry("token".to_owned()).or_default() += 1;
+    if let Some(outage) = inner.token_outage {
+        return google_extra::token_outage_answer(outage);
+    }
     let invalid_grant = || {
         (StatusCode::BAD_REQUEST, axum::Json(json!({"error": "invalid_grant", "error_description": "Token has been expired or revoked."}))).into_response()
     };

@@ -9,7 +9,6 @@
 
 mod cluster;
 mod incident;
-mod one_click;
 mod rate_limit;
 mod scheduler;
 mod unsubscribe;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::cluster::{Cluster, KEY, Postgres};
-use crate::one_click::Endpoint;
+use quietbox_testkit::one_click::Endpoint;
 
 fn newsletter(from: &str, list: &str, unsubscribe: &str) -> String {
     format!(
