@@ -323,6 +323,17 @@ pub struct Snapshot {
     pub sender_decisions: Vec<SenderDecision>,
 }
 
+/// A part of the state whose changes [`StateStore::revision`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StatePart {
+    /// The scan checkpoints ([`StateStore::scan_checkpoint`]).
+    ScanCheckpoints,
+    /// The unsubscribe entries ([`StateStore::unsubscribe_history`], [`StateStore::unsubscribe_entry`]).
+    Unsubscribes,
+    /// The sender decisions ([`StateStore::sender_decisions`]).
+    SenderDecisions,
+}
+
 /// The state port. Implementations must be safe to share between tasks and processes.
 #[async_trait]
 pub trait StateStore: Send + Sync + 'static {
@@ -450,6 +461,17 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// All sender decisions, ordered by sender.
     async fn sender_decisions(&self) -> Result<Vec<SenderDecision>, StateError>;
+
+    /// A cheap token for the current content of `part`, so that callers can keep what they
+    /// derived from it until it changes (another process may change it at any time).
+    ///
+    /// The contract: a store never hands out the same `Some(token)` for two different contents
+    /// of a part. So when two calls return the same token, every read of that part made between
+    /// them saw the content the token stands for. `None` means the backend gives no such token
+    /// and callers must read every time; that is the default, always correct.
+    async fn revision(&self, _part: StatePart) -> Result<Option<u64>, StateError> {
+        Ok(None)
+    }
 
     /// Whether the store can be read and written now, for readiness probes. Writes nothing.
     async fn check_writable(&self) -> Result<(), StateError> {

@@ -1,6 +1,7 @@
 //! [`FileStore`]: the `StateStore` port over versioned JSON files (see `docs/state-format.md`).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,10 +10,11 @@ use serde::{Deserialize, Serialize};
 
 use quietbox_core::store::{
     Claim, IdempotencyRecord, Incident, Lease, ScanCheckpoint, SenderDecision, SentLink, Snapshot,
-    StateError, StateStore, SubscriptionKey, TaskPage, TaskQuery, TaskRecord, UnsubscribeAttempt,
-    UnsubscribeEntry,
+    StateError, StatePart, StateStore, SubscriptionKey, TaskPage, TaskQuery, TaskRecord,
+    UnsubscribeAttempt, UnsubscribeEntry,
 };
 
+use crate::cache::Slot;
 use crate::files::{self, Access, Collection};
 use crate::rules;
 
@@ -95,10 +97,54 @@ pub const FILES: &[&str] = &[
     Decisions::FILE,
 ];
 
-/// The JSON-file state store.
+/// The last parsed content of every file (see [`crate::cache`]).
+#[derive(Debug, Default)]
+struct Caches {
+    unsubscribes: Slot<Unsubscribes>,
+    sent_links: Slot<SentLinks>,
+    scan_state: Slot<ScanState>,
+    incident: Slot<IncidentFile>,
+    tasks: Slot<Tasks>,
+    leases: Slot<Leases>,
+    idempotency: Slot<Idempotency>,
+    decisions: Slot<Decisions>,
+}
+
+/// A collection with a place in [`Caches`].
+trait Cached: Collection + Sync {
+    fn slot(caches: &Caches) -> &Slot<Self>;
+}
+
+macro_rules! cached {
+    ($($collection:ty => $field:ident),* $(,)?) => {
+        $(impl Cached for $collection {
+            fn slot(caches: &Caches) -> &Slot<Self> {
+                &caches.$field
+            }
+        })*
+    };
+}
+
+cached! {
+    Unsubscribes => unsubscribes,
+    SentLinks => sent_links,
+    ScanState => scan_state,
+    IncidentFile => incident,
+    Tasks => tasks,
+    Leases => leases,
+    Idempotency => idempotency,
+    Decisions => decisions,
+}
+
+/// The JSON-file state store. Clones share one cache of parsed files.
+///
+/// Reads are served from the last parsed content of a file while a `stat` shows the file is
+/// still the one it was parsed from (writers in any process replace files by rename, which makes
+/// a new file); a changed file is read and parsed again under the shared lock.
 #[derive(Debug, Clone)]
 pub struct FileStore {
     dir: PathBuf,
+    caches: Arc<Caches>,
 }
 
 impl FileStore {
@@ -119,7 +165,10 @@ impl FileStore {
             files::read::<Decisions>(&dir)?;
             Ok(())
         })?;
-        Ok(FileStore { dir })
+        Ok(FileStore {
+            dir,
+            caches: Arc::default(),
+        })
     }
 
     /// The data directory.
@@ -127,13 +176,26 @@ impl FileStore {
         &self.dir
     }
 
-    async fn read<C: Collection, R: Send + 'static>(
-        &self,
-        f: impl FnOnce(C) -> R + Send + 'static,
-    ) -> Result<R, StateError> {
-        let dir = self.dir.clone();
-        blocking(move || files::with_lock(&dir, Access::Shared, || files::read::<C>(&dir).map(f)))
-            .await
+    /// Applies `f` to the current content of collection `C`.
+    async fn read<C: Cached, R>(&self, f: impl FnOnce(&C) -> R) -> Result<R, StateError> {
+        let (collection, _) = self.current::<C>().await?;
+        Ok(f(&collection))
+    }
+
+    /// The current content of collection `C` and its generation: the cached one when the file
+    /// is unchanged (one `stat`, done in place: it does not wait on the disk the way a read
+    /// can), else the file read and parsed again on a blocking thread.
+    async fn current<C: Cached>(&self) -> Result<(Arc<C>, u64), StateError> {
+        if let Some(fresh) = C::slot(&self.caches).fresh(&self.dir) {
+            return Ok(fresh);
+        }
+        let store = self.clone();
+        blocking(move || {
+            files::with_lock(&store.dir, Access::Shared, || {
+                C::slot(&store.caches).load(&store.dir)
+            })
+        })
+        .await
     }
 
     /// Read-modify-write under the exclusive lock. `f` returns its result and whether it
@@ -210,7 +272,7 @@ impl StateStore for FileStore {
         key: &SubscriptionKey,
     ) -> Result<Option<UnsubscribeEntry>, StateError> {
         let key = key.clone();
-        self.read(move |c: Unsubscribes| c.entries.into_iter().find(|e| e.key == key))
+        self.read(|c: &Unsubscribes| c.entries.iter().find(|e| e.key == key).cloned())
             .await
     }
 
@@ -218,12 +280,12 @@ impl StateStore for FileStore {
         &self,
         sender: Option<&str>,
     ) -> Result<Vec<UnsubscribeEntry>, StateError> {
-        let sender = sender.map(str::to_owned);
-        self.read(move |c: Unsubscribes| {
+        self.read(|c: &Unsubscribes| {
             let mut entries: Vec<_> = c
                 .entries
-                .into_iter()
-                .filter(|e| sender.as_deref().is_none_or(|s| e.key.sender == s))
+                .iter()
+                .filter(|e| sender.is_none_or(|s| e.key.sender == s))
+                .cloned()
                 .collect();
             entries.sort_by(|a, b| a.key.cmp(&b.key));
             entries
@@ -243,7 +305,7 @@ impl StateStore for FileStore {
     }
 
     async fn sent_links(&self) -> Result<Vec<SentLink>, StateError> {
-        self.read(|c: SentLinks| c.links).await
+        self.read(|c: &SentLinks| c.links.clone()).await
     }
 
     async fn claim_sent_links(&self, links: Vec<SentLink>) -> Result<Vec<String>, StateError> {
@@ -272,9 +334,13 @@ impl StateStore for FileStore {
     }
 
     async fn scan_checkpoint(&self, account: &str) -> Result<Option<ScanCheckpoint>, StateError> {
-        let account = account.to_owned();
-        self.read(move |c: ScanState| c.checkpoints.into_iter().find(|cp| cp.account == account))
-            .await
+        self.read(|c: &ScanState| {
+            c.checkpoints
+                .iter()
+                .find(|cp| cp.account == account)
+                .cloned()
+        })
+        .await
     }
 
     async fn set_scan_checkpoint(&self, checkpoint: ScanCheckpoint) -> Result<(), StateError> {
@@ -287,7 +353,7 @@ impl StateStore for FileStore {
     }
 
     async fn incident(&self) -> Result<Option<Incident>, StateError> {
-        self.read(|c: IncidentFile| c.incident).await
+        self.read(|c: &IncidentFile| c.incident.clone()).await
     }
 
     async fn set_incident(&self, incident: Option<Incident>) -> Result<(), StateError> {
@@ -313,13 +379,12 @@ impl StateStore for FileStore {
     }
 
     async fn get_task(&self, id: &str) -> Result<Option<TaskRecord>, StateError> {
-        let id = id.to_owned();
-        self.read(move |c: Tasks| c.tasks.into_iter().find(|t| t.id == id))
+        self.read(|c: &Tasks| c.tasks.iter().find(|t| t.id == id).cloned())
             .await
     }
 
     async fn list_tasks(&self, query: TaskQuery) -> Result<TaskPage, StateError> {
-        let tasks = self.read(|c: Tasks| c.tasks).await?;
+        let tasks = self.read(|c: &Tasks| c.tasks.clone()).await?;
         rules::page_tasks(tasks, &query)
     }
 
@@ -400,8 +465,7 @@ impl StateStore for FileStore {
         fencing_token: u64,
         now: DateTime<Utc>,
     ) -> Result<bool, StateError> {
-        let name = name.to_owned();
-        self.read(move |c: Leases| {
+        self.read(|c: &Leases| {
             c.leases
                 .iter()
                 .any(|l| l.name == name && l.fencing_token == fencing_token && l.expires_at > now)
@@ -414,11 +478,11 @@ impl StateStore for FileStore {
         key: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<IdempotencyRecord>, StateError> {
-        let key = key.to_owned();
-        self.read(move |c: Idempotency| {
+        self.read(|c: &Idempotency| {
             c.records
-                .into_iter()
+                .iter()
                 .find(|r| r.key == key && r.expires_at > now)
+                .cloned()
         })
         .await
     }
@@ -454,12 +518,21 @@ impl StateStore for FileStore {
     }
 
     async fn sender_decisions(&self) -> Result<Vec<SenderDecision>, StateError> {
-        self.read(|c: Decisions| {
-            let mut decisions = c.decisions;
+        self.read(|c: &Decisions| {
+            let mut decisions = c.decisions.clone();
             decisions.sort_by(|a, b| a.sender.cmp(&b.sender));
             decisions
         })
         .await
+    }
+
+    async fn revision(&self, part: StatePart) -> Result<Option<u64>, StateError> {
+        let generation = match part {
+            StatePart::ScanCheckpoints => self.current::<ScanState>().await?.1,
+            StatePart::Unsubscribes => self.current::<Unsubscribes>().await?.1,
+            StatePart::SenderDecisions => self.current::<Decisions>().await?.1,
+        };
+        Ok(Some(generation))
     }
 
     async fn check_writable(&self) -> Result<(), StateError> {

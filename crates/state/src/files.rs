@@ -80,18 +80,22 @@ pub fn read<C: Collection>(dir: &Path) -> Result<C, StateError> {
     parse(&path, &bytes)
 }
 
-fn parse<C: Collection>(path: &Path, bytes: &[u8]) -> Result<C, StateError> {
+/// Parses a collection's file: a JSON object with a `version` this build reads, then the typed
+/// content. The errors name `path`.
+pub(crate) fn parse<C: Collection>(path: &Path, bytes: &[u8]) -> Result<C, StateError> {
     let corrupt = |detail: String| StateError::Corrupt {
         location: path.display().to_string(),
         detail,
     };
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| corrupt(format!("not valid JSON ({e})")))?;
-    let Some(object) = value.as_object() else {
-        return Err(corrupt("not a JSON object".to_owned()));
-    };
-    let version = object
-        .get("version")
+    // First only the version (the rest is skipped, not built), then straight into the typed
+    // collection: no generic JSON tree of the whole file.
+    let probe: VersionProbe = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => corrupt("not a JSON object".to_owned()),
+        _ => corrupt(format!("not valid JSON ({e})")),
+    })?;
+    let version = probe
+        .version
+        .as_ref()
         .and_then(Value::as_u64)
         .ok_or_else(|| corrupt("missing or non-numeric \"version\" field".to_owned()))?;
     if version > FORMAT_VERSION {
@@ -101,7 +105,41 @@ fn parse<C: Collection>(path: &Path, bytes: &[u8]) -> Result<C, StateError> {
             supported: FORMAT_VERSION,
         });
     }
-    serde_json::from_value(value).map_err(|e| corrupt(format!("unexpected content ({e})")))
+    serde_json::from_slice(bytes).map_err(|e| corrupt(format!("unexpected content ({e})")))
+}
+
+/// The `version` field of a JSON object; anything but an object is refused.
+struct VersionProbe {
+    version: Option<Value>,
+}
+
+impl<'de> serde::Deserialize<'de> for VersionProbe {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = VersionProbe;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<VersionProbe, A::Error> {
+                let mut version = None;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    if key == "version" {
+                        version = Some(map.next_value::<Value>()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(VersionProbe { version })
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
 }
 
 /// Replaces a collection's file atomically (temp file, fsync, rename, fsync directory), mode 0600.
@@ -183,7 +221,7 @@ pub fn ensure_dir(dir: &Path) -> Result<PathBuf, StateError> {
     Ok(dir.to_path_buf())
 }
 
-fn io_error(path: &Path, error: std::io::Error) -> StateError {
+pub(crate) fn io_error(path: &Path, error: std::io::Error) -> StateError {
     StateError::Io {
         location: path.display().to_string(),
         detail: error.to_string(),

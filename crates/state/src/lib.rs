@@ -30,6 +30,7 @@
 // Library code never unwraps; tests may.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod cache;
 mod file_store;
 pub mod files;
 mod pg_store;

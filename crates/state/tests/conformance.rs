@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use quietbox_core::store::{
     Claim, Decision, IdempotencyRecord, Incident, ScanCheckpoint, SenderDecision, SentLink,
-    StateError, StateStore, SubscriptionKey, TaskQuery, TaskRecord, UnsubscribeAttempt,
+    StateError, StatePart, StateStore, SubscriptionKey, TaskQuery, TaskRecord, UnsubscribeAttempt,
     UnsubscribeMethod, UnsubscribeStatus,
 };
 use quietbox_state::{FileStore, PgStore};
@@ -545,6 +545,51 @@ async fn export_then_import_reproduces_the_store(
     );
 }
 
+/// A backend either gives no revisions or gives one that stays while the part is unchanged and
+/// moves with every write to it.
+async fn revisions_move_with_writes(store: Arc<dyn StateStore>) {
+    let parts = [
+        StatePart::ScanCheckpoints,
+        StatePart::Unsubscribes,
+        StatePart::SenderDecisions,
+    ];
+    let mut before = Vec::new();
+    for part in parts {
+        let revision = store.revision(part).await.unwrap();
+        assert_eq!(store.revision(part).await.unwrap(), revision, "{part:?}");
+        before.push(revision);
+    }
+    store
+        .set_scan_checkpoint(ScanCheckpoint {
+            account: "me@example.com".into(),
+            cursor: None,
+            updated_at: t(0),
+            messages: Vec::new(),
+        })
+        .await
+        .unwrap();
+    store
+        .complete_unsubscribe(attempt("a.example", UnsubscribeStatus::Succeeded, t(1)))
+        .await
+        .unwrap();
+    store
+        .set_sender_decision(SenderDecision {
+            sender: "a.example".into(),
+            decision: Decision::Keep,
+            actor: "test".into(),
+            decided_at: t(2),
+        })
+        .await
+        .unwrap();
+    for (part, before) in parts.into_iter().zip(before) {
+        let after = store.revision(part).await.unwrap();
+        match before {
+            Some(_) => assert_ne!(after, before, "{part:?} changed"),
+            None => assert_eq!(after, None, "{part:?}: no revisions, ever"),
+        }
+    }
+}
+
 /// A fresh store of each backend.
 mod backends {
     use super::*;
@@ -614,6 +659,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    revisions_move_with_writes,
     unsubscribe_claims_are_at_most_once,
     concurrent_claims_let_exactly_one_through,
     a_task_in_a_final_state_is_never_replaced,
