@@ -4,7 +4,7 @@
 //! result; rules live here once.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -21,8 +21,9 @@ use crate::ports::{
 };
 use crate::senders::{self, SenderStats};
 use crate::store::{
-    Claim, Decision, Incident, ScanCheckpoint, SenderDecision, SentLink, StateError, StateStore,
-    SubscriptionKey, UnsubscribeAttempt, UnsubscribeEntry, UnsubscribeMethod, UnsubscribeStatus,
+    Claim, Decision, Incident, ScanCheckpoint, SenderDecision, SentLink, StateError, StatePart,
+    StateStore, SubscriptionKey, UnsubscribeAttempt, UnsubscribeEntry, UnsubscribeMethod,
+    UnsubscribeStatus,
 };
 use crate::triage::{self, Class};
 use crate::{digest, unsubscribe};
@@ -306,6 +307,28 @@ pub struct Quietbox {
     one_click: Arc<dyn OneClickClient>,
     clock: Arc<dyn Clock>,
     settings: Settings,
+    ranked: Arc<RankedCandidates>,
+}
+
+/// The revisions of the state parts candidates are ranked from (see [`StateStore::revision`]).
+type CandidateInputs = [u64; 3];
+
+/// The last ranking, with the revisions of the state it was ranked from. Shared by clones of a
+/// [`Quietbox`]; a ranking is reused only while the store reports the same revisions.
+#[derive(Debug, Default)]
+struct RankedCandidates(Mutex<Option<(CandidateInputs, Arc<Vec<Candidate>>)>>);
+
+impl RankedCandidates {
+    fn get(&self, inputs: CandidateInputs) -> Option<Arc<Vec<Candidate>>> {
+        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.as_ref()
+            .filter(|(of, _)| *of == inputs)
+            .map(|(_, ranked)| Arc::clone(ranked))
+    }
+
+    fn put(&self, inputs: CandidateInputs, ranked: Arc<Vec<Candidate>>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some((inputs, ranked));
+    }
 }
 
 impl std::fmt::Debug for Quietbox {
@@ -334,6 +357,7 @@ impl Quietbox {
             one_click,
             clock,
             settings,
+            ranked: Arc::default(),
         }
     }
 
@@ -482,11 +506,45 @@ impl Quietbox {
 
     /// Ranked unsubscribe candidates from the last scan (scanning first if there was none),
     /// without senders already unsubscribed or kept.
+    ///
+    /// The ranking is a pure function of the checkpoint, the unsubscribes and the decisions, so
+    /// while the store reports the same revisions of those three (another process may change
+    /// them at any time) the last ranking is answered again without reading them.
     pub async fn candidates(&self) -> Result<Vec<Candidate>, CoreError> {
+        let before = self.candidate_inputs().await?;
+        if let Some(ranked) = before.and_then(|inputs| self.ranked.get(inputs)) {
+            return Ok(ranked.as_ref().clone());
+        }
         let messages = self.known_messages().await?;
         let entries = self.state.unsubscribe_history(None).await?;
         let decisions = self.state.sender_decisions().await?;
-        Ok(rank_candidates(&messages, &entries, &decisions))
+        let ranked = rank_candidates(&messages, &entries, &decisions);
+        // Kept only when nothing changed while reading: then the reads saw exactly the content
+        // of these revisions (a store never gives one revision to two contents).
+        if let Some(inputs) = before
+            && self.candidate_inputs().await? == before
+        {
+            self.ranked.put(inputs, Arc::new(ranked.clone()));
+        }
+        Ok(ranked)
+    }
+
+    /// The revisions of what [`Quietbox::candidates`] ranks from; `None` when the store gives
+    /// no revisions.
+    async fn candidate_inputs(&self) -> Result<Option<CandidateInputs>, CoreError> {
+        let mut inputs = [0; 3];
+        let parts = [
+            StatePart::ScanCheckpoints,
+            StatePart::Unsubscribes,
+            StatePart::SenderDecisions,
+        ];
+        for (slot, part) in inputs.iter_mut().zip(parts) {
+            match self.state.revision(part).await? {
+                Some(revision) => *slot = revision,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(inputs))
     }
 
     /// What quietbox knows of one sender: aggregates of its mail, the owner's decision, and the
