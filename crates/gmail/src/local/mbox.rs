@@ -80,23 +80,190 @@ impl MailProvider for LocalMail {
 }
 
 /// Reads the metadata of every message of an mbox file.
+///
+/// A large file is cut into one piece per core, each starting at a `From ` separator line, and
+/// the pieces are read in parallel: header parsing is CPU-bound, and a Takeout export of several
+/// gigabytes is the case where a scan is slow. The result is the same as one sequential read,
+/// in the same order and with the same ids.
 pub fn read_mbox(path: &Path) -> Result<Vec<MessageMeta>, ProviderError> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS));
+    read_in_pieces(path, workers, PARALLEL_FROM_BYTES)
+}
+
+fn read_in_pieces(
+    path: &Path,
+    workers: usize,
+    parallel_from: u64,
+) -> Result<Vec<MessageMeta>, ProviderError> {
+    let cannot = |e: std::io::Error| {
+        ProviderError::BadData(format!("cannot read mbox {}: {e}", path.display()))
+    };
     let file = std::fs::File::open(path)
         .map_err(|e| ProviderError::BadData(format!("cannot open mbox {}: {e}", path.display())))?;
-    read_messages(std::io::BufReader::with_capacity(256 * 1024, file))
-        .map_err(|e| ProviderError::BadData(format!("cannot read mbox {}: {e}", path.display())))
+    let len = file.metadata().map_err(cannot)?.len();
+    let bounds = if len >= parallel_from {
+        piece_bounds(&file, len, workers).map_err(cannot)?
+    } else {
+        vec![0, len]
+    };
+    if bounds.len() <= 2 {
+        // Looking for cuts moved the file's cursor.
+        let mut file = file;
+        std::io::Seek::rewind(&mut file).map_err(cannot)?;
+        return read_messages(std::io::BufReader::with_capacity(READ_BUFFER, file)).map_err(cannot);
+    }
+    let pieces = std::thread::scope(|scope| {
+        let handles: Vec<_> = bounds
+            .windows(2)
+            .map(|w| {
+                let (start, end) = (w[0], w[1]);
+                scope.spawn(move || read_piece(path, start, end))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("mbox reader panicked")))
+            })
+            .collect::<std::io::Result<Vec<Piece>>>()
+    })
+    .map_err(cannot)?;
+    let mut messages = Vec::with_capacity(pieces.iter().map(|p| p.messages.len()).sum());
+    let mut blocks_before = 0;
+    for piece in pieces {
+        let first = messages.len();
+        messages.extend(piece.messages);
+        for unnamed in piece.unnamed {
+            messages[first + unnamed.position].id =
+                fallback_id(blocks_before + unnamed.block, unnamed.offset);
+        }
+        blocks_before += piece.blocks;
+    }
+    Ok(messages)
+}
+
+/// Files smaller than this are read by one thread: splitting costs more than it saves.
+const PARALLEL_FROM_BYTES: u64 = 8 * 1024 * 1024;
+const MAX_WORKERS: usize = 8;
+const READ_BUFFER: usize = 256 * 1024;
+
+/// Byte offsets cutting the file into about `workers` pieces, each piece starting at the start
+/// of the file or of a `From ` line: `[0, c1, c2, …, len]`. A cut with no separator after it is
+/// dropped, so a file with one huge message stays one piece.
+fn piece_bounds(file: &std::fs::File, len: u64, workers: usize) -> std::io::Result<Vec<u64>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut bounds = vec![0];
+    if workers < 2 {
+        bounds.push(len);
+        return Ok(bounds);
+    }
+    let mut reader = std::io::BufReader::with_capacity(64 * 1024, file);
+    for k in 1..workers as u64 {
+        let nominal = len / workers as u64 * k;
+        let last = *bounds.last().unwrap_or(&0);
+        if nominal <= last {
+            continue;
+        }
+        // Look from one byte before the nominal cut, so a separator right at it is found.
+        let from = nominal - 1;
+        reader.seek(SeekFrom::Start(from))?;
+        let mut window = Vec::new();
+        let mut found = None;
+        let mut scanned = from;
+        loop {
+            let mut chunk = [0u8; 64 * 1024];
+            let n = reader.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            // Keep the last 5 bytes of the previous chunk so a separator across chunks is seen.
+            let keep = window.len().min(5);
+            let base = scanned - keep as u64;
+            window.drain(..window.len() - keep);
+            window.extend_from_slice(&chunk[..n]);
+            if let Some(i) = memchr::memmem::find(&window, b"\nFrom ") {
+                found = Some(base + i as u64 + 1);
+                break;
+            }
+            scanned += n as u64;
+        }
+        match found {
+            Some(cut) if cut > last && cut < len => bounds.push(cut),
+            _ => break,
+        }
+    }
+    bounds.push(len);
+    Ok(bounds)
+}
+
+/// What one piece of the file held.
+struct Piece {
+    messages: Vec<MessageMeta>,
+    /// Messages without a `Message-ID`, whose fallback id needs the global message index.
+    unnamed: Vec<Unnamed>,
+    /// How many messages (separator blocks) the piece started, counted like `read_messages`.
+    blocks: usize,
+}
+
+struct Unnamed {
+    position: usize,
+    block: usize,
+    offset: usize,
+}
+
+fn read_piece(path: &Path, start: u64, end: u64) -> std::io::Result<Piece> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    file.seek(SeekFrom::Start(start))?;
+    let reader = std::io::BufReader::with_capacity(READ_BUFFER, file.take(end - start));
+    let offset = usize::try_from(start).map_err(std::io::Error::other)?;
+    scan_blocks(reader, offset)
 }
 
 /// Streams an mbox: only the current message's header block is held in memory; body lines are
 /// read and dropped. A message starts at a line beginning with `From ` (bodies quote such lines
 /// as `>From `).
-pub fn read_messages(mut reader: impl BufRead) -> std::io::Result<Vec<MessageMeta>> {
+pub fn read_messages(reader: impl BufRead) -> std::io::Result<Vec<MessageMeta>> {
+    let piece = scan_blocks(reader, 0)?;
+    let mut messages = piece.messages;
+    for unnamed in piece.unnamed {
+        messages[unnamed.position].id = fallback_id(unnamed.block, unnamed.offset);
+    }
+    Ok(messages)
+}
+
+/// The id of a message without a `Message-ID`: stable for the same file.
+fn fallback_id(block: usize, offset: usize) -> String {
+    format!("mbox-{block}-{offset}")
+}
+
+/// The sequential reader behind [`read_messages`] and each parallel piece. `base` is the piece's
+/// offset in the file, so message offsets stay absolute.
+fn scan_blocks(mut reader: impl BufRead, base: usize) -> std::io::Result<Piece> {
     let parser = header_parser();
-    let mut messages = Vec::new();
+    let mut piece = Piece {
+        messages: Vec::new(),
+        unnamed: Vec::new(),
+        blocks: 0,
+    };
     let mut line = Vec::with_capacity(1024);
     let mut headers: Vec<u8> = Vec::new();
     let mut in_headers = false;
-    let (mut offset, mut start, mut index) = (0usize, 0usize, 0usize);
+    let (mut offset, mut start) = (base, base);
+    let finish = |piece: &mut Piece, headers: &[u8], start: usize| {
+        if let Some((meta, named)) = parse(&parser, headers) {
+            if !named {
+                piece.unnamed.push(Unnamed {
+                    position: piece.messages.len(),
+                    block: piece.blocks,
+                    offset: start,
+                });
+            }
+            piece.messages.push(meta);
+        }
+        piece.blocks += 1;
+    };
     loop {
         if !in_headers {
             offset += skip_body(&mut reader)?;
@@ -108,8 +275,7 @@ pub fn read_messages(mut reader: impl BufRead) -> std::io::Result<Vec<MessageMet
         }
         if line.starts_with(b"From ") {
             if in_headers || !headers.is_empty() {
-                messages.extend(parse(&parser, &headers, start, index));
-                index += 1;
+                finish(&mut piece, &headers, start);
             }
             headers.clear();
             in_headers = true;
@@ -124,9 +290,9 @@ pub fn read_messages(mut reader: impl BufRead) -> std::io::Result<Vec<MessageMet
         offset += read;
     }
     if in_headers || !headers.is_empty() {
-        messages.extend(parse(&parser, &headers, start, index));
+        finish(&mut piece, &headers, start);
     }
-    Ok(messages)
+    Ok(piece)
 }
 
 /// Skips body lines inside the reader's buffer, without copying them line by line: stops at
@@ -176,12 +342,9 @@ fn header_parser() -> MessageParser {
         .default_header_raw()
 }
 
-fn parse(
-    parser: &MessageParser,
-    headers: &[u8],
-    offset: usize,
-    index: usize,
-) -> Option<MessageMeta> {
+/// The metadata of one header block, and whether it had a `Message-ID` (without one, the id
+/// is left empty for the caller to fill in).
+fn parse(parser: &MessageParser, headers: &[u8]) -> Option<(MessageMeta, bool)> {
     if headers.is_empty() {
         return None;
     }
@@ -220,23 +383,28 @@ fn parse(
         .and_then(|d| Utc.timestamp_opt(d.to_timestamp(), 0).single());
     let id = parsed
         .message_id()
-        .map(|id| id.trim_matches(|c| c == '<' || c == '>').to_owned())
-        .unwrap_or_else(|| format!("mbox-{index}-{offset}"));
-    Some(MessageMeta {
-        id,
-        thread_id: None,
-        from,
-        to: raw("To"),
-        subject: parsed.subject().map(str::to_owned),
-        date,
-        list_id: raw("List-Id"),
-        list_unsubscribe: raw("List-Unsubscribe"),
-        list_unsubscribe_post: raw("List-Unsubscribe-Post"),
-        precedence: raw("Precedence"),
-        auto_submitted: raw("Auto-Submitted"),
-        labels,
-        unread,
-    })
+        .map(|id| id.trim_matches(|c: char| c == '<' || c == '>' || c.is_whitespace()))
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned);
+    let named = id.is_some();
+    Some((
+        MessageMeta {
+            id: id.unwrap_or_default(),
+            thread_id: None,
+            from,
+            to: raw("To"),
+            subject: parsed.subject().map(str::to_owned),
+            date,
+            list_id: raw("List-Id"),
+            list_unsubscribe: raw("List-Unsubscribe"),
+            list_unsubscribe_post: raw("List-Unsubscribe-Post"),
+            precedence: raw("Precedence"),
+            auto_submitted: raw("Auto-Submitted"),
+            labels,
+            unread,
+        },
+        named,
+    ))
 }
 
 /// Takeout's `X-Gmail-Labels` names, as Gmail API label ids.
@@ -299,6 +467,63 @@ See you\n";
                 whole,
                 "buffer of {capacity} bytes"
             );
+        }
+    }
+
+    /// The sample mailbox, repeated with and without `Message-ID`s, read whole and in pieces.
+    #[test]
+    fn a_file_read_in_pieces_gives_the_same_messages_as_one_read() {
+        let mut text = String::new();
+        for i in 0..200 {
+            text.push_str(MBOX);
+            // Messages with no Message-ID get positional ids, which must not depend on pieces.
+            text.push_str(&format!(
+                "From c@example.org Wed Jan  7 10:00:00 2026\nFrom: c{i}@example.org\n\n{}\n",
+                "x".repeat(i * 7)
+            ));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("box.mbox");
+        std::fs::write(&path, &text).unwrap();
+        let whole = read_messages(text.as_bytes()).unwrap();
+        assert_eq!(whole.len(), 600);
+        for workers in [1, 2, 3, 7, 64, 5000] {
+            let pieces = read_in_pieces(&path, workers, 0).unwrap();
+            assert_eq!(pieces, whole, "{workers} workers");
+        }
+        // Below the size threshold, one sequential read.
+        assert_eq!(read_in_pieces(&path, 4, u64::MAX).unwrap(), whole);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Any mix of separators, headers, blank lines and quoted `>From ` bodies splits the
+        /// same in pieces as in one read.
+        #[test]
+        fn any_mbox_splits_the_same_in_pieces(
+            lines in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "From x@example.org Mon Jan  5 09:00:00 2026\n",
+                    "From: a@example.org\n",
+                    "Message-ID: <m@example.org>\n",
+                    "List-Id: <l.example.org>\n",
+                    "\n",
+                    "\r\n",
+                    "body From inside\n",
+                    ">From quoted\n",
+                    "From ",
+                    "no newline",
+                ]),
+                0..120,
+            ),
+            workers in 1usize..9,
+        ) {
+            let text = lines.concat();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("box.mbox");
+            std::fs::write(&path, &text).unwrap();
+            let whole = read_messages(text.as_bytes()).unwrap();
+            proptest::prop_assert_eq!(read_in_pieces(&path, workers, 0).unwrap(), whole);
         }
     }
 
