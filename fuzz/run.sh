@@ -4,6 +4,8 @@
 #   fuzz/run.sh                 # every target, 600 s each (the long run)
 #   fuzz/run.sh 30              # every target, 30 s each (CI-sized)
 #   fuzz/run.sh 60 jsonrpc      # one target
+#   FUZZ_PROFILE=dev fuzz/run.sh 20   # CI: an unoptimised build, which compiles in a third of
+#                                     # the time; slower per input, enough for a short run
 #
 # Coverage comes from LLVM's sancov pass, which stable rustc exposes through `-C passes` and
 # `-C llvm-args`; no `-Z` flag and so no nightly. (AddressSanitizer would need `-Zsanitizer`;
@@ -24,8 +26,12 @@ export CARGO_TARGET_DIR="$PWD/target"
 # An explicit --target keeps RUSTFLAGS off build scripts and proc macros (as cargo-fuzz does):
 # they run on the host and must not reference libFuzzer's coverage callbacks.
 host=$(rustc -vV | sed -n 's/^host: //p')
-cargo build --release --target "$host"
-bin_dir="target/$host/release"
+profile="${FUZZ_PROFILE:-release}"
+case "$profile" in
+  release) cargo build --release --target "$host"; bin_dir="target/$host/release" ;;
+  dev) cargo build --target "$host"; bin_dir="target/$host/debug" ;;
+  *) echo "FUZZ_PROFILE must be release or dev, not $profile" >&2; exit 2 ;;
+esac
 status=0
 printf '%-18s %12s %10s %8s\n' target execs exec/s result
 for target in "${targets[@]}"; do
