@@ -1,15 +1,10 @@
 //! A world per test: a temp data dir, the local provider over a given mbox, the file store, the
 //! SSRF-guarded client under its loopback test policy, a manual clock, and a TLS endpoint.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::http::StatusCode;
 use chrono::{TimeZone, Utc};
 use quietbox_core::Quietbox;
 use quietbox_core::ports::ManualClock;
@@ -17,6 +12,7 @@ use quietbox_core::service::Settings;
 use quietbox_gmail::local::{LocalCalendar, LocalMail, Outbox};
 use quietbox_gmail::outbound::{OutboundPolicy, SsrfGuardedClient};
 use quietbox_state::FileStore;
+pub use quietbox_testkit::one_click::{Answer, Endpoint};
 
 pub const SAMPLE_MBOX: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/sample/inbox.mbox");
 pub const SAMPLE_ICS: &str = concat!(
@@ -145,108 +141,13 @@ pub fn dated(message: &str, id: &str, date: chrono::DateTime<Utc>) -> String {
     lines.join("\n") + "\n"
 }
 
-/// What the one-click endpoint received.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub path: String,
-    pub content_type: Option<String>,
-    pub body: String,
-}
-
-#[derive(Clone)]
-struct EndpointState {
-    received: Arc<Mutex<Vec<Received>>>,
-    redirect_to: Option<String>,
-    status: StatusCode,
-}
-
-/// A loopback HTTPS endpoint (self-signed) recording every POST.
-pub struct Endpoint {
-    pub addr: SocketAddr,
-    received: Arc<Mutex<Vec<Received>>>,
-}
-
-impl Endpoint {
-    pub async fn start(status: StatusCode, redirect_to: Option<&str>) -> Endpoint {
-        let received = Arc::new(Mutex::new(Vec::new()));
-        let state = EndpointState {
-            received: received.clone(),
-            redirect_to: redirect_to.map(str::to_owned),
-            status,
-        };
-        let app = Router::new()
-            .route("/{*path}", post(record))
-            .with_state(state);
-        let addr = serve_tls(app).await;
-        Endpoint { addr, received }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("https://{}{path}", self.addr)
-    }
-
-    pub fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-}
-
-async fn record(
-    State(state): State<EndpointState>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: String,
-) -> Response {
-    state.received.lock().unwrap().push(Received {
-        path: uri.path().to_owned(),
-        content_type: headers
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned()),
-        body,
-    });
-    match &state.redirect_to {
-        Some(location) => (
-            StatusCode::TEMPORARY_REDIRECT,
-            [("location", location.clone())],
-        )
-            .into_response(),
-        None => state.status.into_response(),
-    }
-}
-
-async fn serve_tls(app: Router) -> SocketAddr {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use hyper_util::service::TowerToHyperService;
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
-    let cert = certified.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let acceptor = acceptor.clone();
-            let app = app.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
-                    .await;
-            });
-        }
-    });
-    addr
+/// The shared loopback HTTPS one-click endpoint, answering every POST with `status` or, with
+/// `redirect_to`, a 307 there.
+pub async fn endpoint(status: StatusCode, redirect_to: Option<&str>) -> Endpoint {
+    Endpoint::answering(Answer {
+        status,
+        redirect_to: redirect_to.map(str::to_owned),
+        ..Answer::default()
+    })
+    .await
 }

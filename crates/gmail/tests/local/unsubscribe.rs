@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use quietbox_core::service::{UnsubscribeRequest, UnsubscribeResult, UnsubscribeTargetRef};
 use quietbox_core::store::{Decision, UnsubscribeMethod, UnsubscribeStatus};
 
-use crate::support::{Endpoint, newsletter, world_with_messages};
+use crate::support::{endpoint, newsletter, world_with_messages};
 
 fn request(sender: &str) -> UnsubscribeRequest {
     UnsubscribeRequest {
@@ -17,7 +17,7 @@ fn request(sender: &str) -> UnsubscribeRequest {
 
 #[tokio::test]
 async fn one_click_posts_the_rfc_8058_body_once() {
-    let endpoint = Endpoint::start(StatusCode::OK, None).await;
+    let endpoint = endpoint(StatusCode::OK, None).await;
     let world = world_with_messages(&[newsletter(
         "news@a.example.com",
         &format!("<{}>", endpoint.url("/u/1")),
@@ -64,7 +64,7 @@ async fn one_click_posts_the_rfc_8058_body_once() {
 
 #[tokio::test]
 async fn racing_requests_unsubscribe_exactly_once() {
-    let endpoint = Endpoint::start(StatusCode::OK, None).await;
+    let endpoint = endpoint(StatusCode::OK, None).await;
     let world = world_with_messages(&[newsletter(
         "race@a.example.com",
         &format!("<{}>", endpoint.url("/race")),
@@ -97,7 +97,7 @@ async fn racing_requests_unsubscribe_exactly_once() {
 
 #[tokio::test]
 async fn a_failed_one_click_is_recorded_and_may_be_retried() {
-    let endpoint = Endpoint::start(StatusCode::INTERNAL_SERVER_ERROR, None).await;
+    let endpoint = endpoint(StatusCode::INTERNAL_SERVER_ERROR, None).await;
     let world = world_with_messages(&[newsletter(
         "flaky@a.example.com",
         &format!("<{}>", endpoint.url("/f")),
@@ -157,7 +157,7 @@ async fn mailto_unsubscribe_sends_the_lists_message_through_the_provider() {
 
 #[tokio::test]
 async fn a_plain_link_is_recorded_for_the_owner_and_never_visited() {
-    let endpoint = Endpoint::start(StatusCode::OK, None).await;
+    let endpoint = endpoint(StatusCode::OK, None).await;
     let world = world_with_messages(&[newsletter(
         "web@c.example.com",
         &format!("<{}>", endpoint.url("/prefs")),
@@ -181,7 +181,7 @@ async fn a_plain_link_is_recorded_for_the_owner_and_never_visited() {
 
 #[tokio::test]
 async fn a_dry_run_changes_nothing() {
-    let endpoint = Endpoint::start(StatusCode::OK, None).await;
+    let endpoint = endpoint(StatusCode::OK, None).await;
     let world = world_with_messages(&[newsletter(
         "dry@d.example.com",
         &format!("<{}>", endpoint.url("/d")),
@@ -230,7 +230,7 @@ async fn one_click_to_a_metadata_address_is_refused_without_a_request() {
 
 #[tokio::test]
 async fn a_redirect_into_a_private_range_is_refused() {
-    let endpoint = Endpoint::start(StatusCode::OK, Some("https://10.0.0.1/steal")).await;
+    let endpoint = endpoint(StatusCode::OK, Some("https://10.0.0.1/steal")).await;
     let world = world_with_messages(&[newsletter(
         "redir@f.example.com",
         &format!("<{}>", endpoint.url("/r")),
