@@ -511,20 +511,27 @@ impl Quietbox {
     /// while the store reports the same revisions of those three (another process may change
     /// them at any time) the last ranking is answered again without reading them.
     pub async fn candidates(&self) -> Result<Vec<Candidate>, CoreError> {
+        Ok(self.shared_candidates().await?.as_ref().clone())
+    }
+
+    /// [`Quietbox::candidates`] without a copy: while the ranking is kept, every call returns
+    /// the same allocation, so a caller may keep what it derived from it (a serialized body)
+    /// for as long as [`Arc::ptr_eq`] says it got the same ranking again.
+    pub async fn shared_candidates(&self) -> Result<Arc<Vec<Candidate>>, CoreError> {
         let before = self.candidate_inputs().await?;
         if let Some(ranked) = before.and_then(|inputs| self.ranked.get(inputs)) {
-            return Ok(ranked.as_ref().clone());
+            return Ok(ranked);
         }
         let messages = self.known_messages().await?;
         let entries = self.state.unsubscribe_history(None).await?;
         let decisions = self.state.sender_decisions().await?;
-        let ranked = rank_candidates(&messages, &entries, &decisions);
+        let ranked = Arc::new(rank_candidates(&messages, &entries, &decisions));
         // Kept only when nothing changed while reading: then the reads saw exactly the content
         // of these revisions (a store never gives one revision to two contents).
         if let Some(inputs) = before
             && self.candidate_inputs().await? == before
         {
-            self.ranked.put(inputs, Arc::new(ranked.clone()));
+            self.ranked.put(inputs, Arc::clone(&ranked));
         }
         Ok(ranked)
     }

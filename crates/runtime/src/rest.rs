@@ -1,7 +1,10 @@
 //! The REST surface of `quietbox-api` (DESIGN.md §6). Each handler states its scope in its
 //! type, extracts and validates input, calls one use case, and converts the result.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,6 +13,7 @@ use chrono::{DateTime, NaiveTime, Utc};
 use quietbox_auth::http::{AuthLayer, Authorized, scope};
 use quietbox_core::ErrorCode;
 use quietbox_core::availability::{AvailabilityQuery, WorkingHours};
+use quietbox_core::candidates::Candidate;
 use quietbox_core::ports::NoProgress;
 use quietbox_core::service::{ScanOptions, UnsubscribeRequest, UnsubscribeTargetRef};
 use quietbox_core::store::Decision;
@@ -299,8 +303,33 @@ async fn candidates(
     State(app): State<App>,
     _who: Authorized<scope::UnsubscribeRead>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let candidates = app.quietbox.candidates().await?;
-    Ok(axum::Json(serde_json::json!({ "candidates": candidates })))
+    let ranked = app.quietbox.shared_candidates().await?;
+    let body = candidates_body(ranked)
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot serialize: {e}")))?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    ))
+}
+
+/// The JSON body of a ranking, serialized once per ranking: core returns the same `Arc` while
+/// the ranking is unchanged, and the one kept here is held, so its address cannot be reused by
+/// another ranking while the comparison relies on it.
+fn candidates_body(ranked: Arc<Vec<Candidate>>) -> Result<Bytes, serde_json::Error> {
+    static LAST: Mutex<Option<(Arc<Vec<Candidate>>, Bytes)>> = Mutex::new(None);
+    if let Some((of, body)) = LAST.lock().unwrap_or_else(PoisonError::into_inner).as_ref()
+        && Arc::ptr_eq(of, &ranked)
+    {
+        return Ok(body.clone());
+    }
+    let body = Bytes::from(serde_json::to_vec(
+        &serde_json::json!({ "candidates": ranked.as_slice() }),
+    )?);
+    *LAST.lock().unwrap_or_else(PoisonError::into_inner) = Some((ranked, body.clone()));
+    Ok(body)
 }
 
 /// Body of `POST /v1/unsubscribe`: exactly one of `sender` and `candidate_id`.
