@@ -3,26 +3,10 @@
 //! client secret (the gmail provider against the fake Google), secrets in headers and query
 //! strings, and failing requests; then stdout and stderr together must name none of them.
 
-use quietbox_testkit::capture::{self, secrets};
-use quietbox_testkit::{FakeGoogle, FakeMessage, Faults, binary};
+use quietbox_testkit::capture::secrets::{self, Session as Subject, Tokens};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_quietbox-mcp");
-
-fn jwt(scopes: &str, secret: &str) -> String {
-    let claims =
-        json!({"sub": "desk-1", "aud": "quietbox", "scope": scopes, "exp": 4_000_000_000u64});
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::default(),
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
-}
-
-fn signature(jwt: &str) -> &str {
-    jwt.rsplit('.').next().unwrap()
-}
 
 /// One MCP session over streamable HTTP with one credential header.
 struct Session {
@@ -79,27 +63,10 @@ impl Session {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debug_logs_of_a_whole_session_carry_no_secret() {
-    let fake = FakeGoogle::start("owner@example.com").await;
-    fake.add_messages(vec![FakeMessage::new(
-        "g1",
-        "\"Gadget News\" <news@gadgets.example.com>",
-        1_795_000_000_000,
-        &[
-            ("List-Id", "<news.gadgets.example.com>"),
-            ("List-Unsubscribe", "<https://gadgets.example.com/u/1>"),
-            ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
-        ],
-    )]);
-    let dir = tempfile::tempdir().unwrap();
-    let mut env = binary::base_env(dir.path());
-    for (k, v) in secrets::gmail_env(&fake, dir.path()) {
-        env.retain(|(key, _)| *key != k);
-        env.push((k, v));
-    }
-    let server = capture::spawn(BIN, &env);
-    let good = jwt("mail:scan unsubscribe:read", secrets::JWT_SECRET);
-    let narrow = jwt("availability:read", secrets::JWT_SECRET);
-    let forged = jwt("mail:scan", "not-the-secret-but-still-a-token-sig");
+    let subject = Subject::start(BIN).await;
+    let server = &subject.server;
+    let tokens = Tokens::mint("desk-1");
+    let (good, narrow, forged) = (&tokens.good, &tokens.narrow, &tokens.forged);
     let url = server.url(&format!("/mcp?{}", secrets::query()));
     let session = |auth: (&'static str, String)| Session {
         client: reqwest::Client::new(),
@@ -118,10 +85,10 @@ async fn debug_logs_of_a_whole_session_carry_no_secret() {
         "{with_key:?}"
     );
     let bearer = |t: &str| ("authorization", format!("Bearer {t}"));
-    session(bearer(&good)).script(&["scan_inbox"]).await;
+    session(bearer(good)).script(&["scan_inbox"]).await;
     // Scope refused for the tool: a failing call with a valid token.
-    session(bearer(&narrow)).script(&["scan_inbox"]).await;
-    let refused = session(bearer(&forged)).script(&[]).await;
+    session(bearer(narrow)).script(&["scan_inbox"]).await;
+    let refused = session(bearer(forged)).script(&[]).await;
     assert_eq!(refused[0].0, 401, "{refused:?}");
     let wrong = session(("x-api-key", secrets::WRONG_KEY.to_owned()))
         .script(&[])
@@ -131,26 +98,11 @@ async fn debug_logs_of_a_whole_session_carry_no_secret() {
         .script(&[])
         .await;
     // Failing Google calls and a token refresh, logged at debug by the HTTP client stack.
-    fake.expire_access_tokens();
-    fake.set_faults(Faults {
-        fail_next: 20,
-        ..Faults::default()
-    });
+    subject.break_google();
     session(("x-api-key", secrets::API_KEY.to_owned()))
         .script(&["scan_inbox"])
         .await;
-    fake.set_faults(Faults::default());
+    subject.heal_google();
 
-    let output = server.finish();
-    secrets::assert_absent(
-        &output,
-        &[
-            &good,
-            signature(&good),
-            &narrow,
-            signature(&narrow),
-            &forged,
-            signature(&forged),
-        ],
-    );
+    subject.finish(&tokens);
 }

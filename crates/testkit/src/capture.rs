@@ -138,6 +138,112 @@ pub mod secrets {
         ]
     }
 
+    /// The JWTs a scripted session presents, each minted with HS256 for `aud=quietbox`: one
+    /// with the scopes the script needs, one with too narrow a scope, one forged (signed with
+    /// another secret).
+    pub struct Tokens {
+        /// Signed with [`JWT_SECRET`], scopes `mail:scan unsubscribe:read`.
+        pub good: String,
+        /// Signed with [`JWT_SECRET`], scope `availability:read` only.
+        pub narrow: String,
+        /// Scope `mail:scan`, signed with a secret quietbox does not know.
+        pub forged: String,
+    }
+
+    impl Tokens {
+        /// Tokens for the subject `sub`.
+        pub fn mint(sub: &str) -> Tokens {
+            Tokens {
+                good: hs256(sub, "mail:scan unsubscribe:read", JWT_SECRET),
+                narrow: hs256(sub, "availability:read", JWT_SECRET),
+                forged: hs256(sub, "mail:scan", "not-the-secret-but-still-a-token-sig"),
+            }
+        }
+
+        /// Every token and every token's signature: none may appear in the output.
+        pub fn secrets(&self) -> Vec<&str> {
+            [&self.good, &self.narrow, &self.forged]
+                .into_iter()
+                .flat_map(|t| [t.as_str(), t.rsplit('.').next().unwrap_or(t)])
+                .collect()
+        }
+    }
+
+    fn hs256(sub: &str, scopes: &str, secret: &str) -> String {
+        let claims = serde_json::json!({
+            "sub": sub, "aud": "quietbox", "scope": scopes, "exp": 4_000_000_000u64,
+        });
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::default(),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .expect("HS256 encoding")
+    }
+
+    /// A scripted session's subject: the fake Google holding one one-click newsletter, and
+    /// `binary` started against it with [`gmail_env`] (debug logs, every secret configured),
+    /// its output captured.
+    pub struct Session {
+        /// The fake Google, for faults and token expiry mid-script.
+        pub fake: crate::FakeGoogle,
+        /// The running binary.
+        pub server: super::Captured,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Session {
+        /// Starts the fake Google, then `binary_path`.
+        pub async fn start(binary_path: &str) -> Session {
+            let fake = crate::FakeGoogle::start("owner@example.com").await;
+            fake.add_messages(vec![crate::FakeMessage::new(
+                "g1",
+                "\"Gadget News\" <news@gadgets.example.com>",
+                1_795_000_000_000,
+                &[
+                    ("List-Id", "<news.gadgets.example.com>"),
+                    ("List-Unsubscribe", "<https://gadgets.example.com/u/1>"),
+                    ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+                ],
+            )]);
+            let dir = tempfile::tempdir().expect("temp dir");
+            let mut env = crate::binary::base_env(dir.path());
+            for (k, v) in gmail_env(&fake, dir.path()) {
+                env.retain(|(key, _)| *key != k);
+                env.push((k, v));
+            }
+            let server = super::spawn(binary_path, &env);
+            Session {
+                fake,
+                server,
+                _dir: dir,
+            }
+        }
+
+        /// Makes the fake Google fail what follows: access tokens expire and the next 20 calls
+        /// answer 5xx, so the script's next Google-backed request logs a refresh and failures.
+        pub fn break_google(&self) {
+            self.fake.expire_access_tokens();
+            self.fake.set_faults(crate::Faults {
+                fail_next: 20,
+                ..crate::Faults::default()
+            });
+        }
+
+        /// Ends [`Session::break_google`].
+        pub fn heal_google(&self) {
+            self.fake.set_faults(crate::Faults::default());
+        }
+
+        /// Stops the binary and asserts its whole output holds none of the fixed secrets nor
+        /// `tokens`; returns the output for further checks.
+        pub fn finish(self, tokens: &Tokens) -> String {
+            let output = self.server.finish();
+            assert_absent(&output, &tokens.secrets());
+            output
+        }
+    }
+
     /// Panics naming the first secret found in `output`; `extra` adds per-test secrets (the
     /// JWTs minted, their signatures). Also checks debug logging was really on.
     pub fn assert_absent(output: &str, extra: &[&str]) {

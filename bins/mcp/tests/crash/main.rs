@@ -34,8 +34,7 @@ fn payload(text: &str) -> Value {
             .map(str::trim)
             .filter(|d| !d.is_empty())
             .filter_map(|d| serde_json::from_str::<Value>(d).ok())
-            .filter(|m| m.get("result").is_some() || m.get("error").is_some())
-            .next_back()
+            .rfind(|m| m.get("result").is_some() || m.get("error").is_some())
             .unwrap_or(Value::Null)
     })
 }
