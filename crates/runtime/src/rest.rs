@@ -534,3 +534,62 @@ async fn decision(
         .await?;
     Ok((StatusCode::OK, axum::Json(recorded)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quietbox_core::list_unsubscribe::UnsubscribeOptions;
+    use quietbox_core::senders::SenderStats;
+    use quietbox_core::store::UnsubscribeMethod;
+    use quietbox_core::triage::Class;
+
+    fn ranking(address: &str) -> Arc<Vec<Candidate>> {
+        Arc::new(vec![Candidate {
+            id: "0123456789abcdef".into(),
+            score: 1.5,
+            sender: SenderStats {
+                address: address.into(),
+                name: None,
+                count: 3,
+                unread: 3,
+                unread_ratio: 1.0,
+                first_seen: None,
+                last_seen: None,
+                list_id: None,
+                class: Class::Newsletter,
+                unsubscribe: UnsubscribeOptions::default(),
+                methods: vec![UnsubscribeMethod::Manual],
+            },
+            method: UnsubscribeMethod::Manual,
+            link: "https://example.com/u".into(),
+        }])
+    }
+
+    fn addresses(body: &Bytes) -> Vec<String> {
+        let value: serde_json::Value = serde_json::from_slice(body).unwrap();
+        value["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["sender"]["address"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_body_is_reused_only_for_the_same_ranking() {
+        let first = ranking("a@example.com");
+        let body = candidates_body(Arc::clone(&first)).unwrap();
+        assert_eq!(addresses(&body), ["a@example.com"]);
+        assert_eq!(candidates_body(Arc::clone(&first)).unwrap(), body);
+        // Another ranking (as after a write) gets its own body, whatever was kept before.
+        let second = ranking("b@example.com");
+        assert_eq!(
+            addresses(&candidates_body(second).unwrap()),
+            ["b@example.com"]
+        );
+        assert_eq!(
+            addresses(&candidates_body(first).unwrap()),
+            ["a@example.com"]
+        );
+    }
+}
