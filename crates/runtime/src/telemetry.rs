@@ -3,6 +3,7 @@
 //!
 //! Installing either twice is harmless (tests build many apps in one process): the first wins.
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -16,10 +17,13 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 /// Installs the global subscriber writing to stderr. Returns `false` if one was already set.
+/// Text lines are coloured only on a terminal: a log file or collector gets plain text (and the
+/// request path does not spend time on escape codes nobody sees).
 pub fn init_tracing(format: LogFormat) -> bool {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.try_init().is_ok(),
