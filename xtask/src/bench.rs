@@ -598,9 +598,12 @@ fn local(report: &mut Report, size: &Size, root: &Path, out: &Path) -> Result<()
         "Local scan: `target/release/examples/mbox_scan` (LocalMail::scan, the provider \
          quietbox-api runs) vs `{python} bench/python_mbox_headers.py` on {}, generated from \
          xtask's sample senders with bodies of 0–160 lines; {} rounds alternating, file in the \
-         page cache. Messages / with List-Id: ours {} / {}, Python {} / {}{}.",
+         page cache. quietbox reads a file this large in one piece per core ({} here; \
+         Python's `mailbox` has one thread). Messages / with List-Id: ours {} / {}, Python {} / \
+         {}{}.",
         mbox.strip_prefix(root).unwrap_or(&mbox).display(),
         size.rounds,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
         warm.messages,
         warm.with_list_id,
         python_line.messages,
