@@ -31,7 +31,11 @@ pub fn init_tracing(format: LogFormat) -> bool {
     }
 }
 
-/// The process-wide Prometheus recorder, installed on first use.
+/// How often the recorder folds pending histogram samples into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The process-wide Prometheus recorder, installed on first use, with a thread keeping its
+/// memory bounded.
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
@@ -44,6 +48,18 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
+            // Histogram samples wait in the recorder until they are folded into their buckets,
+            // which only rendering /metrics or an upkeep does: with nobody scraping, every
+            // request left 8 bytes behind for good (the 60 s soak saw RSS climb ~10 MB a minute).
+            let upkeep = handle.clone();
+            let _ = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_EVERY);
+                        upkeep.run_upkeep();
+                    }
+                });
             // Fails only when another recorder is installed; then ours renders nothing,
             // which a test would notice at once.
             let _ = metrics::set_global_recorder(recorder);
