@@ -1,7 +1,8 @@
 //! Repository automation, following the cargo-xtask convention: `cargo xtask <command>`.
 //!
-//! - `preflight`: what CI runs — fmt check, clippy with warnings denied, every test, a build of
-//!   the three binaries. Prints each step and stops at the first failure.
+//! - `preflight`: what CI runs — fmt check, clippy with warnings denied, every test (whose build
+//!   also builds the three binaries). Prints each step and stops at the first failure, then
+//!   each step's time.
 //!   Then the runbook's release checks (`release.rs`: `--help`, `check-config`, the deploy files,
 //!   the configuration table) and `smoke`.
 //! - `release-check`: only those release checks and `smoke`, on freshly built binaries.
@@ -78,44 +79,94 @@ fn has_nextest() -> bool {
 }
 
 fn preflight() -> Result<()> {
-    run("cargo", &["fmt", "--all", "--check"])?;
-    run(
-        "cargo",
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    )?;
-    if has_nextest() {
+    let mut steps = Timings::default();
+    steps.time("fmt", || run("cargo", &["fmt", "--all", "--check"]))?;
+    steps.time("clippy", || {
         run(
             "cargo",
-            &["nextest", "run", "--workspace", "--no-fail-fast"],
-        )?;
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )
+    })?;
+    if has_nextest() {
+        steps.time("tests (nextest: build and run)", || {
+            run(
+                "cargo",
+                &["nextest", "run", "--workspace", "--no-fail-fast"],
+            )
+        })?;
         // nextest does not run doctests.
-        run("cargo", &["test", "--workspace", "--doc"])?;
+        steps.time("doctests", || {
+            run("cargo", &["test", "--workspace", "--doc"])
+        })?;
     } else {
-        run("cargo", &["test", "--workspace"])?;
+        steps.time("tests (cargo test)", || {
+            run("cargo", &["test", "--workspace"])
+        })?;
     }
-    run(
-        "cargo",
-        &[
-            "build",
-            "--bin",
-            "quietbox-api",
-            "--bin",
-            "quietbox-a2a",
-            "--bin",
-            "quietbox-mcp",
-        ],
-    )?;
-    release_checks()?;
-    interop()?;
+    // The test build has just built the three binaries: every bin package has integration tests,
+    // and cargo builds a package's binaries for them (`CARGO_BIN_EXE_*`, in target/debug). A
+    // `cargo build --bin` here would resolve features without the dev-dependencies (tokio's
+    // test-util, libc's extra_traits, ...) and so rebuild most of the dependency graph, only to
+    // test binaries that differ from the tested ones in those features.
+    let bin_dir = fleet::debug_bin_dir();
+    if fleet::BINARIES
+        .iter()
+        .any(|name| !bin_dir.join(name).is_file())
+    {
+        steps.time("build the binaries", fleet::build_binaries)?;
+    }
+    steps.time("release checks and smoke", release_checks)?;
+    steps.time("interop (Python SDKs)", interop)?;
+    steps.report();
     eprintln!("preflight passed");
     Ok(())
+}
+
+/// Wall time per preflight step, printed as a table at the end, or when a step fails (on drop).
+#[derive(Default)]
+struct Timings {
+    steps: Vec<(&'static str, std::time::Duration, bool)>,
+    reported: bool,
+}
+
+impl Timings {
+    /// Runs `step`, recording its time and whether it passed.
+    fn time(&mut self, name: &'static str, step: impl FnOnce() -> Result<()>) -> Result<()> {
+        let started = std::time::Instant::now();
+        let result = step();
+        self.steps.push((name, started.elapsed(), result.is_ok()));
+        result
+    }
+
+    /// Prints the table (once).
+    fn report(&mut self) {
+        if std::mem::replace(&mut self.reported, true) {
+            return;
+        }
+        eprintln!("preflight step times:");
+        let mut total = std::time::Duration::ZERO;
+        for (name, took, ok) in &self.steps {
+            total += *took;
+            let secs = took.as_secs();
+            let failed = if *ok { "" } else { " (FAILED)" };
+            eprintln!("  {:>3}:{:02}  {name}{failed}", secs / 60, secs % 60);
+        }
+        let secs = total.as_secs();
+        eprintln!("  {:>3}:{:02}  total", secs / 60, secs % 60);
+    }
+}
+
+impl Drop for Timings {
+    fn drop(&mut self) {
+        self.report();
+    }
 }
 
 /// The runbook's release preflight on its own: builds the binaries, then [`release_checks`].
