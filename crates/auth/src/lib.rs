@@ -68,7 +68,7 @@ pub use mode::{AuthMode, UnknownMode};
 pub use principal::{AuthMethod, Principal};
 pub use rate_limit::{
     Backend as RateLimitBackend, BackendError, Decision, FailurePolicy, MemoryBuckets,
-    OnBackendError, RateLimiter,
+    OnBackendError, Quota, RateLimiter,
 };
 #[cfg(feature = "redis")]
 pub use rate_limit::{GCRA_SCRIPT, RedisBuckets};

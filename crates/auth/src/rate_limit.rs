@@ -3,7 +3,12 @@
 //! `redis`) so that several replicas together grant what one would.
 //!
 //! The default is 30 requests a minute with a burst of 5, per tenant and operation, so one
-//! tenant's scans never eat another tenant's budget or its own unsubscribe budget.
+//! tenant's scans never eat another tenant's budget or its own unsubscribe budget. An operation
+//! can have a [`Quota`] of its own ([`RateLimiter::with_quota`]), e.g. a larger one for cheap
+//! reads; both backends apply it the same way.
+//!
+//! In memory, the buckets of idle tenants are forgotten by themselves (see [`MemoryBuckets`]);
+//! in Redis, a key expires once its bucket is full again.
 //!
 //! When the backend cannot answer (Redis down or slow), the limiter neither hangs nor guesses:
 //! it logs the failure (once per outage, and once on recovery), counts it in
@@ -33,6 +38,15 @@ pub enum Decision {
     Limited(Duration),
 }
 
+/// A budget: `per_minute` sustained, `burst` at once. Zero values are raised to 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Requests per minute, sustained.
+    pub per_minute: u32,
+    /// Requests at once (the bucket's size).
+    pub burst: u32,
+}
+
 /// A backend could not answer. The text never holds a credential.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("rate-limit backend unavailable: {0}")]
@@ -55,6 +69,15 @@ impl Backend {
             Backend::Memory(buckets) => Ok(buckets.take(tenant, operation)),
             #[cfg(feature = "redis")]
             Backend::Redis(buckets) => buckets.take(tenant, operation).await,
+        }
+    }
+
+    /// Gives `operation` its own quota.
+    pub fn set_quota(&mut self, operation: &str, quota: Quota) {
+        match self {
+            Backend::Memory(buckets) => buckets.set_quota(operation, quota),
+            #[cfg(feature = "redis")]
+            Backend::Redis(buckets) => buckets.set_quota(operation, quota),
         }
     }
 
@@ -171,6 +194,13 @@ impl RateLimiter {
         }
     }
 
+    /// Gives `operation` its own quota (per tenant); operations without one keep the quota the
+    /// limiter was built with.
+    pub fn with_quota(mut self, operation: &str, quota: Quota) -> Self {
+        self.backend.set_quota(operation, quota);
+        self
+    }
+
     /// Replaces the failure policy.
     pub fn with_failure_policy(mut self, policy: FailurePolicy) -> Self {
         self.policy = policy;
@@ -227,8 +257,9 @@ impl RateLimiter {
         }
     }
 
-    /// Forgets in-memory keys whose budget is full again (call now and then to bound memory);
-    /// Redis keys expire by themselves.
+    /// Forgets in-memory keys whose budget is full again now (the memory backend also does it
+    /// by itself as traffic goes on); Redis keys expire by themselves.
+    #[allow(irrefutable_let_patterns)] // without the `redis` feature, memory is the only backend
     pub fn forget_idle(&self) {
         if let Backend::Memory(buckets) = &self.backend {
             buckets.forget_idle();
@@ -270,6 +301,29 @@ mod tests {
         assert!(limiter.check("t1", "scan").await.is_err());
         limiter.check("t2", "scan").await.unwrap();
         limiter.check("t1", "unsubscribe").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_operation_with_its_own_quota_gets_that_budget_and_the_others_the_default() {
+        let limiter = RateLimiter::new(30, 1).with_quota(
+            "candidates",
+            Quota {
+                per_minute: 600,
+                burst: 3,
+            },
+        );
+        for _ in 0..3 {
+            limiter.check("t1", "candidates").await.unwrap();
+        }
+        let Err(AuthError::RateLimited { operation, .. }) = limiter.check("t1", "candidates").await
+        else {
+            panic!("the fourth read in a burst of three must be refused");
+        };
+        assert_eq!(operation, "candidates");
+        // Another tenant has its own read budget; the default quota still holds elsewhere.
+        limiter.check("t2", "candidates").await.unwrap();
+        limiter.check("t1", "decision").await.unwrap();
+        assert!(limiter.check("t1", "decision").await.is_err());
     }
 
     #[test]

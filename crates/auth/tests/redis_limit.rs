@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use quietbox_auth::{AuthError, FailurePolicy, RateLimiter};
+use quietbox_auth::{AuthError, FailurePolicy, Quota, RateLimiter};
 use quietbox_testkit::redis_server::RedisServer;
 
 fn limiter(redis: &RedisServer, per_minute: u32, burst: u32) -> RateLimiter {
@@ -87,4 +87,35 @@ async fn the_budget_refills_at_the_configured_rate() {
     assert!(retry_after <= Duration::from_millis(100), "{retry_after:?}");
     tokio::time::sleep(retry_after + Duration::from_millis(20)).await;
     limiter.check("acme", "scan").await.unwrap();
+}
+
+#[tokio::test]
+async fn an_operation_with_its_own_quota_gets_it_on_every_replica() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let read = Quota {
+        per_minute: 60,
+        burst: 6,
+    };
+    let a = limiter(&redis, 60, 2).with_quota("candidates", read);
+    let b = limiter(&redis, 60, 2).with_quota("candidates", read);
+    let mut granted = 0;
+    for i in 0..12 {
+        let replica = if i % 2 == 0 { &a } else { &b };
+        if replica.check("acme", "candidates").await.is_ok() {
+            granted += 1;
+        }
+    }
+    assert!(
+        (6..=7).contains(&granted),
+        "{granted} reads granted: the read quota (burst 6) was not applied"
+    );
+    // The default quota (burst 2) still holds for the other operations.
+    a.check("acme", "decision").await.unwrap();
+    b.check("acme", "decision").await.unwrap();
+    assert!(matches!(
+        a.check("acme", "decision").await,
+        Err(AuthError::RateLimited { .. })
+    ));
 }

@@ -7,11 +7,12 @@
 //! Redis goes away it reconnects by itself, and a script lost with a Redis restart is loaded
 //! again on the `NOSCRIPT` answer.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{BackendError, Decision};
+use super::{BackendError, Decision, Quota};
 use crate::error::ConfigError;
 
 /// GCRA in one atomic step. `KEYS[1]` holds the bucket's theoretical arrival time (TAT) in
@@ -43,8 +44,26 @@ pub struct RedisBuckets {
     connection: ConnectionManager,
     script: ::redis::Script,
     prefix: String,
+    /// The quota of operations without one of their own.
+    default: Gcra,
+    /// Operations with their own quota.
+    per_operation: HashMap<String, Gcra>,
+}
+
+/// A quota as the script takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Gcra {
     interval_us: u64,
     burst: u32,
+}
+
+impl Gcra {
+    fn of(quota: Quota) -> Self {
+        Gcra {
+            interval_us: 60_000_000 / u64::from(quota.per_minute.max(1)),
+            burst: quota.burst.max(1),
+        }
+    }
 }
 
 impl std::fmt::Debug for RedisBuckets {
@@ -86,14 +105,21 @@ impl RedisBuckets {
             .set_max_delay(Duration::from_millis(500));
         let connection = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| ConfigError::Invalid("REDIS_URL", e.to_string()))?;
-        let per_minute = u64::from(per_minute.max(1));
         Ok(RedisBuckets {
             connection,
             script: ::redis::Script::new(GCRA_SCRIPT),
             prefix: prefix.to_owned(),
-            interval_us: 60_000_000 / per_minute,
-            burst: burst.max(1),
+            default: Gcra::of(Quota { per_minute, burst }),
+            per_operation: HashMap::new(),
         })
+    }
+
+    /// Gives `operation` its own quota (zero values are raised to 1); the others keep the
+    /// default one. Its keys are the same as before: a changed quota applies to the bucket as
+    /// it stands.
+    pub fn set_quota(&mut self, operation: &str, quota: Quota) {
+        self.per_operation
+            .insert(operation.to_owned(), Gcra::of(quota));
     }
 
     /// The key of one bucket. The tenant is length-prefixed so that a `:` inside it cannot make
@@ -106,7 +132,12 @@ impl RedisBuckets {
     pub async fn take(&self, tenant: &str, operation: &str) -> Result<Decision, BackendError> {
         let mut connection = self.connection.clone();
         let mut invocation = self.script.key(self.key(tenant, operation));
-        invocation.arg(self.interval_us).arg(self.burst);
+        let gcra = self
+            .per_operation
+            .get(operation)
+            .copied()
+            .unwrap_or(self.default);
+        invocation.arg(gcra.interval_us).arg(gcra.burst);
         let call = invocation.invoke_async::<(i64, i64)>(&mut connection);
         let (allowed, wait_us) = tokio::time::timeout(CALL_TIMEOUT, call)
             .await
