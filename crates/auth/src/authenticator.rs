@@ -9,6 +9,7 @@ use jsonwebtoken::DecodingKey;
 
 use crate::api_key::ApiKeyVerifier;
 use crate::error::{AuthError, ConfigError, Reason};
+use crate::fetch::validate_fetch_url;
 use crate::jwks::{JwksCache, JwksTiming};
 use crate::jwt::{ClaimRules, JwtVerifier, KeySources};
 use crate::mode::AuthMode;
@@ -16,6 +17,9 @@ use crate::oauth::{ProtectedResourceMetadata, discover, resource_metadata_url};
 use crate::principal::{AuthMethod, Principal};
 use crate::scopes::Scope;
 use crate::secret::Secret;
+
+/// The audience required when none is configured.
+pub const DEFAULT_AUDIENCE: &str = "quietbox";
 
 /// Plain settings of an [`Authenticator`]; a service maps its configuration onto this.
 #[derive(Debug, Clone)]
@@ -28,11 +32,13 @@ pub struct AuthConfig {
     pub jwt_secret: Option<Secret>,
     /// A JWKS URL (`jwt`, `hybrid`).
     pub jwks_url: Option<String>,
-    /// Required `iss` (`jwt`, `hybrid`; in `oauth` the issuer is `oauth_issuer`).
+    /// Required `iss` (`jwt`, `hybrid`; in `oauth` the issuer is `oauth_issuer`). When set,
+    /// tokens without `iss` are refused.
     pub issuer: Option<String>,
-    /// Required `aud` (`jwt`, `hybrid`; in `oauth` the audience is `resource_url`).
+    /// Required `aud` (`jwt`, `hybrid`; in `oauth` the audience is `resource_url`). `aud` is
+    /// always required: `None` (or blank) means [`DEFAULT_AUDIENCE`].
     pub audience: Option<String>,
-    /// Clock skew for `exp`/`nbf`.
+    /// Clock skew for `exp`/`nbf`/`iat`.
     pub leeway: Duration,
     /// JWKS cache timing.
     pub jwks: JwksTiming,
@@ -40,6 +46,9 @@ pub struct AuthConfig {
     pub oauth_issuer: Option<String>,
     /// This resource's canonical URL (`oauth`).
     pub resource_url: Option<String>,
+    /// A proxy for the JWKS and metadata fetches (`http://host:port`). `None`, the default,
+    /// connects directly and ignores `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY`.
+    pub proxy: Option<String>,
 }
 
 impl AuthConfig {
@@ -57,6 +66,7 @@ impl AuthConfig {
             jwks: JwksTiming::default(),
             oauth_issuer: None,
             resource_url: None,
+            proxy: None,
         }
     }
 }
@@ -72,13 +82,18 @@ pub struct Authenticator {
 
 impl Authenticator {
     /// Builds an authenticator, refusing incomplete settings (an empty API key, `jwt` mode with
-    /// no key source, `oauth` without issuer or resource). In `oauth` mode this fetches the
-    /// issuer's metadata to find its `jwks_uri`.
+    /// no key source, `oauth` without issuer or resource, a JWKS or issuer URL that is not
+    /// https outside loopback). In `oauth` mode this fetches the issuer's metadata to find its
+    /// `jwks_uri`. Fetches use [`crate::fetch::client`]: no redirect to another origin, no
+    /// proxy unless [`AuthConfig::proxy`] names one.
     pub async fn new(config: AuthConfig) -> Result<Self, ConfigError> {
-        Self::with_client(config, default_client()).await
+        let client = crate::fetch::client(config.proxy.as_deref())?;
+        Self::with_client(config, client).await
     }
 
-    /// Like [`Authenticator::new`], with the HTTP client used for discovery and JWKS.
+    /// Like [`Authenticator::new`], with the HTTP client used for discovery and JWKS. The URL,
+    /// origin and body-size rules still apply to every fetch; redirects and proxies are the
+    /// client's (prefer [`crate::fetch::client`]).
     pub async fn with_client(
         config: AuthConfig,
         client: reqwest::Client,
@@ -106,6 +121,10 @@ impl Authenticator {
                     Some(_) => return Err(ConfigError::Missing("AUTH_JWT_SECRET", mode.as_str())),
                     None => None,
                 };
+                if let Some(url) = &config.jwks_url {
+                    validate_fetch_url(url)
+                        .map_err(|e| ConfigError::Invalid("AUTH_JWKS_URL", e.to_string()))?;
+                }
                 let jwks = config
                     .jwks_url
                     .as_ref()
@@ -117,10 +136,15 @@ impl Authenticator {
                     ));
                 }
                 let rules = ClaimRules {
-                    issuer: config.issuer.clone(),
-                    audience: config.audience.clone(),
+                    issuer: config.issuer.clone().filter(|iss| !iss.trim().is_empty()),
+                    audience: config
+                        .audience
+                        .clone()
+                        .filter(|aud| !aud.trim().is_empty())
+                        .unwrap_or_else(|| DEFAULT_AUDIENCE.to_owned()),
                     leeway: config.leeway,
                     method: AuthMethod::Jwt,
+                    access_token_typ: false,
                 };
                 (
                     Some(JwtVerifier::new(KeySources { hs256, jwks }, rules)),
@@ -137,14 +161,18 @@ impl Authenticator {
                     .clone()
                     .ok_or(ConfigError::Missing("MCP_RESOURCE_URL", "oauth"))?;
                 let metadata_url = resource_metadata_url(&resource_url)?;
+                validate_fetch_url(&issuer)
+                    .map_err(|e| ConfigError::Invalid("MCP_OAUTH_ISSUER", e.to_string()))?;
                 let discovered = discover(&client, &issuer).await?;
                 let jwks = JwksCache::new(discovered.jwks_uri, client.clone(), config.jwks);
                 let rules = ClaimRules {
                     issuer: Some(issuer.clone()),
                     // RFC 8707: a token is accepted only when minted for this resource.
-                    audience: Some(resource_url.clone()),
+                    audience: resource_url.clone(),
                     leeway: config.leeway,
                     method: AuthMethod::OAuth,
+                    // RFC 9068: an access token, not an ID token or another JWT.
+                    access_token_typ: true,
                 };
                 let verifier = JwtVerifier::new(
                     KeySources {
@@ -222,20 +250,49 @@ impl Authenticator {
         self.resource.as_ref().map(|(doc, _)| doc)
     }
 
+    /// The RFC 9728 document's URL (`oauth` mode only), as named in `resource_metadata="…"`.
+    pub fn resource_metadata_url(&self) -> Option<&str> {
+        self.resource.as_ref().map(|(_, url)| url.as_str())
+    }
+
     /// The `WWW-Authenticate` value for a refusal: in `oauth` mode it points to the
-    /// protected-resource metadata (and names the scope when known); a 403 carries
-    /// `error="insufficient_scope"`. `None` for 429.
+    /// protected-resource metadata and a 401 names every scope of this resource
+    /// (`scope="…"`, MCP authorization 2025-11-25); a 403 carries `error="insufficient_scope"`
+    /// and the missing scope. `None` for 429 and 503.
     pub fn challenge(&self, error: &AuthError) -> Option<String> {
+        let scopes: &[Scope] = if self.resource.is_some() {
+            &Scope::ALL
+        } else {
+            &[]
+        };
+        self.challenge_with_scopes(error, scopes)
+    }
+
+    /// Like [`Authenticator::challenge`], naming `scopes` in a 401 (`scope="a b"`; nothing when
+    /// empty), in any mode: use it when the operation is known, so that a client asks for the
+    /// scopes this call needs. A 403 names its own missing scope whatever `scopes` says.
+    ///
+    /// Shapes (`oauth` mode; other modes start with `realm="quietbox"` instead of ending with
+    /// `resource_metadata`):
+    /// - 401, no credential: `Bearer scope="…", resource_metadata="…"`
+    /// - 401, bad credential: `Bearer error="invalid_token", error_description="<reason>",
+    ///   scope="…", resource_metadata="…"`
+    /// - 403: `Bearer error="insufficient_scope", scope="<scope>", resource_metadata="…"`
+    pub fn challenge_with_scopes(&self, error: &AuthError, scopes: &[Scope]) -> Option<String> {
         let mut params = Vec::new();
-        match &self.resource {
-            Some((_, metadata_url)) => params.push(format!("resource_metadata=\"{metadata_url}\"")),
-            None => params.push("realm=\"quietbox\"".to_owned()),
+        if self.resource.is_none() {
+            params.push("realm=\"quietbox\"".to_owned());
         }
         match error {
-            AuthError::Unauthenticated(Reason::Missing) => {}
             AuthError::Unauthenticated(reason) => {
-                params.push("error=\"invalid_token\"".to_owned());
-                params.push(format!("error_description=\"{}\"", reason.as_str()));
+                if *reason != Reason::Missing {
+                    params.push("error=\"invalid_token\"".to_owned());
+                    params.push(format!("error_description=\"{}\"", reason.as_str()));
+                }
+                if !scopes.is_empty() {
+                    let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+                    params.push(format!("scope=\"{}\"", names.join(" ")));
+                }
             }
             AuthError::Forbidden(scope) => {
                 params.push("error=\"insufficient_scope\"".to_owned());
@@ -243,15 +300,20 @@ impl Authenticator {
             }
             AuthError::RateLimited { .. } | AuthError::LimiterUnavailable { .. } => return None,
         }
+        if let Some((_, metadata_url)) = &self.resource {
+            params.push(format!("resource_metadata=\"{metadata_url}\""));
+        }
         Some(format!("Bearer {}", params.join(", ")))
     }
-}
 
-fn default_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap_or_default()
+    /// The 403 step-up challenge for a valid token that lacks `scope`:
+    /// `Bearer error="insufficient_scope", scope="<scope>", resource_metadata="…"` in `oauth`
+    /// mode (`Bearer realm="quietbox", error="insufficient_scope", scope="<scope>"` otherwise).
+    /// Send it with HTTP 403 so that OAuth clients re-authorize with the scope.
+    pub fn insufficient_scope_challenge(&self, scope: Scope) -> String {
+        self.challenge_with_scopes(&AuthError::Forbidden(scope), &[])
+            .unwrap_or_else(|| format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\""))
+    }
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, AuthError> {

@@ -35,8 +35,12 @@ pub enum Reason {
     BadAlgorithm,
     /// The JWKS could not be fetched and no usable cached keys remain.
     JwksUnavailable,
-    /// A required claim (`exp`, `sub`) is missing.
+    /// A required claim (`exp`, `aud`, `sub`, and `iss` when an issuer is configured) is missing.
     MissingClaim,
+    /// `iat` is in the future (beyond leeway): the token claims to be issued later than now.
+    IssuedInFuture,
+    /// In `oauth` mode, the header's `typ` is present and is not `at+jwt` (RFC 9068).
+    WrongTokenType,
 }
 
 impl Reason {
@@ -56,6 +60,8 @@ impl Reason {
             Reason::BadAlgorithm => "bad_algorithm",
             Reason::JwksUnavailable => "jwks_unavailable",
             Reason::MissingClaim => "missing_claim",
+            Reason::IssuedInFuture => "issued_in_future",
+            Reason::WrongTokenType => "wrong_token_type",
         }
     }
 
@@ -74,6 +80,8 @@ impl Reason {
             Reason::BadAlgorithm => "the token's algorithm is not accepted",
             Reason::JwksUnavailable => "the signing keys cannot be fetched right now",
             Reason::MissingClaim => "the token lacks a required claim",
+            Reason::IssuedInFuture => "the token claims to be issued in the future (iat)",
+            Reason::WrongTokenType => "the token is not an access token (typ must be at+jwt)",
         }
     }
 }
@@ -154,6 +162,19 @@ pub enum ConfigError {
     /// A setting has an unusable value.
     #[error("{0}: {1}")]
     Invalid(&'static str, String),
+    /// The authorization server's metadata names another issuer than the configured one
+    /// (RFC 8414 §3.3 asks for an exact match: a trailing slash is a difference).
+    #[error(
+        "the authorization server metadata at {url} names issuer {discovered:?}, but MCP_OAUTH_ISSUER is {configured:?}; the two must be identical, character for character (RFC 8414 §3.3)"
+    )]
+    IssuerMismatch {
+        /// The metadata document's URL.
+        url: String,
+        /// The configured issuer.
+        configured: String,
+        /// The issuer the document names.
+        discovered: String,
+    },
     /// OAuth metadata discovery failed.
     #[error("could not discover the authorization server metadata at {url}: {detail}")]
     Discovery {

@@ -8,20 +8,35 @@
 //! - Each key's algorithm comes from the key itself (RSA → RS256 unless the JWK names RS384/RS512,
 //!   P-256 → ES256, Ed25519 → EdDSA). Symmetric (`oct`) keys are refused: a JWKS never makes HS256
 //!   possible.
+//! - Keys unfit for verifying signatures are skipped (logged and counted in
+//!   `jwks_keys_skipped_total{reason}`): RSA keys under 2048 bits (`rsa_too_small`), keys whose
+//!   `use` is present and not `sig` (`use_not_sig`), keys whose `key_ops` is present and lacks
+//!   `verify` (`no_verify_op`).
+//! - The fetch follows the rules of [`crate::fetch`]: https (http only to loopback), no redirect
+//!   to another origin, the body capped at 256 KiB while it streams, no proxy from the
+//!   environment.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, KeyOperations, PublicKeyUse,
+};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use tokio::sync::{Mutex, RwLock};
 use tokio::time::Instant;
 
 use crate::error::Reason;
+use crate::fetch::get_capped;
 
 /// Largest JWKS document accepted.
-const MAX_JWKS_BYTES: usize = 256 * 1024;
+pub const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+/// Smallest RSA modulus accepted, in bits.
+pub const MIN_RSA_BITS: usize = 2048;
 
 /// A verification key with the one algorithm it may verify.
 #[derive(Clone)]
@@ -175,20 +190,14 @@ impl JwksCache {
     }
 
     async fn fetch(&self) -> Result<HashMap<String, VerificationKey>, String> {
-        let response = self
-            .client
-            .get(&self.url)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if !response.status().is_success() {
-            return Err(format!("status {}", response.status()));
-        }
-        let body = response.bytes().await.map_err(|e| e.to_string())?;
-        if body.len() > MAX_JWKS_BYTES {
-            return Err(format!("JWKS larger than {MAX_JWKS_BYTES} bytes"));
-        }
+        let body = get_capped(
+            &self.client,
+            &self.url,
+            MAX_JWKS_BYTES,
+            Duration::from_secs(5),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         parse_jwks(&body)
     }
 }
@@ -201,11 +210,22 @@ fn lookup(keys: &HashMap<String, VerificationKey>, kid: Option<&str>) -> Option<
     }
 }
 
-/// Parses a JWKS document into usable keys, skipping keys it cannot use.
+/// Parses a JWKS document into usable keys, skipping keys it cannot use (see the module
+/// documentation: weak RSA keys, keys not meant for signatures, unknown algorithms).
 pub fn parse_jwks(body: &[u8]) -> Result<HashMap<String, VerificationKey>, String> {
     let set: JwkSet = serde_json::from_slice(body).map_err(|e| format!("not a JWKS: {e}"))?;
     let mut keys = HashMap::new();
     for (index, jwk) in set.keys.iter().enumerate() {
+        if let Some(reason) = unfit(jwk) {
+            metrics::counter!("jwks_keys_skipped_total", "reason" => reason.as_str()).increment(1);
+            tracing::warn!(
+                kid = jwk.common.key_id.as_deref().unwrap_or("-"),
+                reason = reason.as_str(),
+                "JWKS key skipped: {}",
+                reason.describe()
+            );
+            continue;
+        }
         let Some(algorithm) = key_algorithm(jwk) else {
             continue;
         };
@@ -226,6 +246,68 @@ pub fn parse_jwks(body: &[u8]) -> Result<HashMap<String, VerificationKey>, Strin
         );
     }
     Ok(keys)
+}
+
+/// Why a key of the set is not used (the `reason` label of `jwks_keys_skipped_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unfit {
+    RsaTooSmall,
+    UseNotSig,
+    NoVerifyOp,
+}
+
+impl Unfit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Unfit::RsaTooSmall => "rsa_too_small",
+            Unfit::UseNotSig => "use_not_sig",
+            Unfit::NoVerifyOp => "no_verify_op",
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Unfit::RsaTooSmall => "RSA modulus under 2048 bits (or unreadable)",
+            Unfit::UseNotSig => "its \"use\" is not \"sig\"",
+            Unfit::NoVerifyOp => "its \"key_ops\" do not include \"verify\"",
+        }
+    }
+}
+
+/// Why `jwk` must not verify signatures, if it must not.
+fn unfit(jwk: &Jwk) -> Option<Unfit> {
+    if jwk
+        .common
+        .public_key_use
+        .as_ref()
+        .is_some_and(|u| *u != PublicKeyUse::Signature)
+    {
+        return Some(Unfit::UseNotSig);
+    }
+    if jwk
+        .common
+        .key_operations
+        .as_ref()
+        .is_some_and(|ops| !ops.contains(&KeyOperations::Verify))
+    {
+        return Some(Unfit::NoVerifyOp);
+    }
+    if let AlgorithmParameters::RSA(params) = &jwk.algorithm {
+        if rsa_modulus_bits(&params.n).is_none_or(|bits| bits < MIN_RSA_BITS) {
+            return Some(Unfit::RsaTooSmall);
+        }
+    }
+    None
+}
+
+/// The bit length of a base64url RSA modulus (leading zero bytes ignored); `None` when it does
+/// not decode.
+fn rsa_modulus_bits(n: &str) -> Option<usize> {
+    let bytes = URL_SAFE_NO_PAD.decode(n.trim_end_matches('=')).ok()?;
+    let first = bytes.iter().position(|b| *b != 0)?;
+    let significant = &bytes[first..];
+    let top = significant.first()?;
+    Some((significant.len() - 1) * 8 + (8 - top.leading_zeros() as usize))
 }
 
 /// The one algorithm a JWK may verify, or `None` for keys quietbox refuses.
@@ -261,6 +343,24 @@ mod tests {
     fn symmetric_keys_in_a_jwks_are_refused() {
         let body = br#"{"keys":[{"kty":"oct","kid":"h","k":"c2VjcmV0"}]}"#;
         assert!(parse_jwks(body).unwrap().is_empty());
+    }
+
+    #[test]
+    fn modulus_bits_ignore_leading_zeros() {
+        assert_eq!(
+            rsa_modulus_bits(&URL_SAFE_NO_PAD.encode([0u8, 0x80, 0])),
+            Some(16)
+        );
+        assert_eq!(
+            rsa_modulus_bits(&URL_SAFE_NO_PAD.encode([0x01, 0])),
+            Some(9)
+        );
+        assert_eq!(rsa_modulus_bits(&URL_SAFE_NO_PAD.encode([0u8, 0])), None);
+        assert_eq!(rsa_modulus_bits("!!"), None);
+        let mut n = vec![0xffu8; 256];
+        assert_eq!(rsa_modulus_bits(&URL_SAFE_NO_PAD.encode(&n)), Some(2048));
+        n[0] = 0x7f;
+        assert_eq!(rsa_modulus_bits(&URL_SAFE_NO_PAD.encode(&n)), Some(2047));
     }
 
     #[test]

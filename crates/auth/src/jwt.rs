@@ -1,5 +1,16 @@
 //! JWT verification: size limit, algorithm pinned by the key, signature, `exp`/`nbf` with
-//! leeway, `iss`, `aud`, then scopes and tenant from the claims.
+//! leeway, `iss`, `aud`, `iat`, then scopes and tenant from the claims.
+//!
+//! - `aud` is always required (it must name the configured audience, `quietbox` by default, or
+//!   the resource URL in `oauth` mode); `iss` is required whenever an issuer is configured
+//!   (always in `oauth` mode); `exp` and `sub` are always required.
+//! - `iat`, when present, must not be in the future beyond the leeway
+//!   ([`Reason::IssuedInFuture`]); jsonwebtoken does not check it.
+//! - With [`ClaimRules::access_token_typ`] (`oauth` mode), a `typ` header, when present, must be
+//!   `at+jwt` or `application/at+jwt`, case-insensitively (RFC 9068 §4), else
+//!   [`Reason::WrongTokenType`]. A token without `typ` is accepted: many authorization servers
+//!   omit it, and the audience check already keeps out tokens minted for someone else (an ID
+//!   token's audience is the client, not this resource).
 //!
 //! The algorithm never comes from the token alone: the HS256 secret verifies only HS256, and each
 //! JWKS key verifies only its own algorithm. A token whose header names another algorithm
@@ -44,14 +55,16 @@ impl std::fmt::Debug for KeySources {
 /// What a valid token must say.
 #[derive(Debug, Clone)]
 pub struct ClaimRules {
-    /// Required `iss`.
+    /// Required `iss` (the claim is required when this is set).
     pub issuer: Option<String>,
-    /// Required `aud` (one of the token's audiences).
-    pub audience: Option<String>,
-    /// Clock skew allowed for `exp` and `nbf`.
+    /// Required `aud` (one of the token's audiences); the claim is always required.
+    pub audience: String,
+    /// Clock skew allowed for `exp`, `nbf` and `iat`.
     pub leeway: Duration,
     /// The method recorded in the principal (`Jwt`, or `OAuth` for the resource server).
     pub method: AuthMethod,
+    /// RFC 9068: a `typ` header, when present, must be `at+jwt` (or `application/at+jwt`).
+    pub access_token_typ: bool,
 }
 
 /// Verifies bearer JWTs.
@@ -77,6 +90,7 @@ const ALGORITHMS: [Algorithm; 8] = [
 #[derive(Deserialize)]
 struct Claims {
     sub: Option<String>,
+    iat: Option<f64>,
     scope: Option<String>,
     scp: Option<ScpClaim>,
     tenant: Option<String>,
@@ -93,6 +107,7 @@ enum ScpClaim {
 struct RawHeader {
     alg: Option<String>,
     kid: Option<String>,
+    typ: Option<String>,
 }
 
 impl JwtVerifier {
@@ -115,6 +130,14 @@ impl JwtVerifier {
             return Err(Reason::TooLarge);
         }
         let header = raw_header(token)?;
+        if self.rules.access_token_typ
+            && header
+                .typ
+                .as_deref()
+                .is_some_and(|typ| !is_access_token_typ(typ))
+        {
+            return Err(Reason::WrongTokenType);
+        }
         let alg = header.alg.as_deref().ok_or(Reason::Malformed)?;
         let key = self.key_for(alg, header.kid.as_deref()).await?;
         if alg_name(key.algorithm) != alg {
@@ -128,6 +151,11 @@ impl JwtVerifier {
             .ok_or(Reason::BadAlgorithm)?;
         let data = jsonwebtoken::decode::<Claims>(token, &key.key, validation)
             .map_err(|e| reason_of(e.kind()))?;
+        if let Some(iat) = data.claims.iat {
+            if iat > unix_now() + self.rules.leeway.as_secs_f64() {
+                return Err(Reason::IssuedInFuture);
+            }
+        }
         self.principal(data.claims)
     }
 
@@ -195,15 +223,34 @@ fn validation(alg: Algorithm, rules: &ClaimRules) -> Validation {
     validation.leeway = rules.leeway.as_secs();
     validation.validate_exp = true;
     validation.validate_nbf = true;
-    validation.set_required_spec_claims(&["exp"]);
-    match &rules.audience {
-        Some(aud) => validation.set_audience(&[aud]),
-        None => validation.validate_aud = false,
-    }
-    if let Some(iss) = &rules.issuer {
-        validation.set_issuer(&[iss]);
+    validation.validate_aud = true;
+    validation.set_audience(&[&rules.audience]);
+    match &rules.issuer {
+        Some(iss) => {
+            validation.set_required_spec_claims(&["exp", "aud", "iss"]);
+            validation.set_issuer(&[iss]);
+        }
+        None => validation.set_required_spec_claims(&["exp", "aud"]),
     }
     validation
+}
+
+/// RFC 9068 §4: `at+jwt`, or its media type form `application/at+jwt`, in any case.
+fn is_access_token_typ(typ: &str) -> bool {
+    let typ = typ.trim();
+    let bare = match typ.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
+        _ => typ,
+    };
+    bare.eq_ignore_ascii_case("at+jwt")
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// Reads the header without trusting it: an unknown `alg` (such as `none`) is a
@@ -259,6 +306,28 @@ mod tests {
     fn a_token_without_three_parts_is_malformed() {
         assert_eq!(raw_header("abc").err(), Some(Reason::Malformed));
         assert_eq!(raw_header("a.b.c.d").err(), Some(Reason::Malformed));
+    }
+
+    #[test]
+    fn the_access_token_typ_is_at_jwt_in_either_form_and_any_case() {
+        for ok in [
+            "at+jwt",
+            "AT+JWT",
+            "application/at+jwt",
+            "Application/At+JWT",
+        ] {
+            assert!(is_access_token_typ(ok), "{ok}");
+        }
+        for refused in [
+            "JWT",
+            "jwt",
+            "application/jwt",
+            "at+jwt2",
+            "",
+            "application/",
+        ] {
+            assert!(!is_access_token_typ(refused), "{refused}");
+        }
     }
 
     #[test]

@@ -48,6 +48,7 @@
 mod api_key;
 mod authenticator;
 mod error;
+pub mod fetch;
 pub mod jwks;
 pub mod jwt;
 mod mode;
@@ -63,6 +64,7 @@ pub mod http;
 pub use api_key::ApiKeyVerifier;
 pub use authenticator::{AuthConfig, Authenticator};
 pub use error::{AuthError, ConfigError, Reason};
+pub use fetch::{FetchUrlError, validate_fetch_url};
 pub use jwks::JwksTiming;
 pub use mode::{AuthMode, UnknownMode};
 pub use principal::{AuthMethod, Principal};

@@ -8,7 +8,11 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::error::ConfigError;
+use crate::fetch::{get_capped, validate_fetch_url};
 use crate::scopes::Scope;
+
+/// Largest authorization-server metadata document accepted.
+pub const MAX_METADATA_BYTES: usize = 64 * 1024;
 
 /// The path of the RFC 9728 document.
 pub const PROTECTED_RESOURCE_PATH: &str = "/.well-known/oauth-protected-resource";
@@ -57,12 +61,16 @@ pub fn resource_metadata_url(resource: &str) -> Result<String, ConfigError> {
 }
 
 /// Fetches the issuer's metadata: RFC 8414 first, then OpenID discovery. The document's `issuer`
-/// must equal the configured one (RFC 8414 §3.3), or a look-alike server could redirect trust.
+/// must equal the configured one exactly (RFC 8414 §3.3; a trailing slash is a difference), or
+/// a look-alike server could redirect trust: a mismatch is [`ConfigError::IssuerMismatch`],
+/// naming both values. The issuer and the document's `jwks_uri` must pass
+/// [`validate_fetch_url`](crate::fetch::validate_fetch_url); documents are capped at
+/// [`MAX_METADATA_BYTES`] while they stream.
 pub async fn discover(
     client: &reqwest::Client,
     issuer: &str,
 ) -> Result<AuthorizationServerMetadata, ConfigError> {
-    let base = Url::parse(issuer).map_err(|e| ConfigError::Discovery {
+    let base = validate_fetch_url(issuer).map_err(|e| ConfigError::Discovery {
         url: issuer.to_owned(),
         detail: e.to_string(),
     })?;
@@ -76,10 +84,17 @@ pub async fn discover(
     for candidate in candidates {
         match fetch_metadata(client, &candidate).await {
             Ok(metadata) => {
-                if metadata.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
+                if metadata.issuer != issuer {
+                    return Err(ConfigError::IssuerMismatch {
+                        url: candidate,
+                        configured: issuer.to_owned(),
+                        discovered: metadata.issuer,
+                    });
+                }
+                if let Err(error) = validate_fetch_url(&metadata.jwks_uri) {
                     return Err(ConfigError::Discovery {
                         url: candidate,
-                        detail: format!("metadata names issuer {:?}", metadata.issuer),
+                        detail: format!("jwks_uri: {error}"),
                     });
                 }
                 return Ok(metadata);
@@ -97,16 +112,10 @@ async fn fetch_metadata(
     client: &reqwest::Client,
     url: &str,
 ) -> Result<AuthorizationServerMetadata, String> {
-    let response = client
-        .get(url)
-        .timeout(Duration::from_secs(10))
-        .send()
+    let body = get_capped(client, url, MAX_METADATA_BYTES, Duration::from_secs(10))
         .await
         .map_err(|e| e.to_string())?;
-    if !response.status().is_success() {
-        return Err(format!("status {}", response.status()));
-    }
-    response.json().await.map_err(|e| e.to_string())
+    serde_json::from_slice(&body).map_err(|e| format!("not authorization server metadata: {e}"))
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use axum::http::{Request, StatusCode};
 use axum::routing::get;
 use http_body_util::BodyExt;
 use quietbox_auth::http::{AuthLayer, Authorized, protected_resource_routes, scope};
-use quietbox_auth::{AuthConfig, AuthMode, Authenticator, Secret};
+use quietbox_auth::{AuthConfig, AuthError, AuthMode, Authenticator, Reason, Scope, Secret};
 use tower::ServiceExt;
 
 use crate::support::{self, Idp};
@@ -110,7 +110,9 @@ async fn oauth_mode_points_clients_to_the_protected_resource_metadata() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         headers["www-authenticate"],
-        "Bearer resource_metadata=\"https://mcp.quietbox.test/.well-known/oauth-protected-resource\""
+        "Bearer scope=\"availability:read mail:scan unsubscribe:read unsubscribe:execute unsubscribe:digest\", \
+         resource_metadata=\"https://mcp.quietbox.test/.well-known/oauth-protected-resource\"",
+        "the 401 names the scopes (MCP authorization 2025-11-25)"
     );
     let (status, _, document) = call(&app, "/.well-known/oauth-protected-resource", &[]).await;
     assert_eq!(status, StatusCode::OK);
@@ -119,7 +121,7 @@ async fn oauth_mode_points_clients_to_the_protected_resource_metadata() {
     let (status, _, _) = call(&app, "/.well-known/oauth-protected-resource/mcp", &[]).await;
     assert_eq!(status, StatusCode::OK);
     // A token minted for this resource by the issuer is accepted.
-    let token = support::rs256(
+    let token = support::access_token(
         support::RSA1,
         "k1",
         &support::claims(resource, &idp.base, "mail:scan"),
@@ -131,4 +133,58 @@ async fn oauth_mode_points_clients_to_the_protected_resource_metadata() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn oauth_challenges_name_scopes_and_the_403_asks_for_a_step_up() {
+    let idp = Idp::start(vec![support::rsa_jwk(support::RSA1, "k1")]).await;
+    let mut config = AuthConfig::new(AuthMode::OAuth);
+    config.oauth_issuer = Some(idp.base.clone());
+    config.resource_url = Some("https://mcp.quietbox.test/mcp".to_owned());
+    let auth = Authenticator::new(config).await.unwrap();
+    let metadata =
+        "resource_metadata=\"https://mcp.quietbox.test/.well-known/oauth-protected-resource\"";
+    assert_eq!(
+        auth.resource_metadata_url(),
+        Some("https://mcp.quietbox.test/.well-known/oauth-protected-resource")
+    );
+    assert_eq!(
+        auth.insufficient_scope_challenge(Scope::UnsubscribeExecute),
+        format!("Bearer error=\"insufficient_scope\", scope=\"unsubscribe:execute\", {metadata}")
+    );
+    assert_eq!(
+        auth.challenge(&AuthError::Forbidden(Scope::MailScan)),
+        Some(format!(
+            "Bearer error=\"insufficient_scope\", scope=\"mail:scan\", {metadata}"
+        ))
+    );
+    assert_eq!(
+        auth.challenge_with_scopes(
+            &AuthError::Unauthenticated(Reason::Expired),
+            &[Scope::MailScan, Scope::UnsubscribeRead]
+        ),
+        Some(format!(
+            "Bearer error=\"invalid_token\", error_description=\"expired\", \
+             scope=\"mail:scan unsubscribe:read\", {metadata}"
+        ))
+    );
+    assert_eq!(
+        auth.challenge_with_scopes(
+            &AuthError::Unauthenticated(Reason::Missing),
+            &[Scope::MailScan]
+        ),
+        Some(format!("Bearer scope=\"mail:scan\", {metadata}"))
+    );
+    // Outside oauth mode the plain challenges stay scope-less unless asked.
+    let mut config = AuthConfig::new(AuthMode::ApiKey);
+    config.api_key = Some(Secret::new("k-0123456789"));
+    let plain = Authenticator::new(config).await.unwrap();
+    assert_eq!(
+        plain.challenge(&AuthError::Unauthenticated(Reason::Missing)),
+        Some("Bearer realm=\"quietbox\"".to_owned())
+    );
+    assert_eq!(
+        plain.insufficient_scope_challenge(Scope::MailScan),
+        "Bearer realm=\"quietbox\", error=\"insufficient_scope\", scope=\"mail:scan\""
+    );
 }

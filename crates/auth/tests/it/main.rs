@@ -2,6 +2,7 @@
 //! JWT and JWKS handling, and the axum layer. Everything talks to loopback only.
 
 mod attacks;
+mod fetching;
 mod layer;
 mod matrix;
 mod support;

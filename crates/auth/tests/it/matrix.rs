@@ -22,9 +22,19 @@ enum Kind {
     WrongAud,
     WrongIss,
     BadSignature,
+    /// No `aud` claim at all.
+    NoAud,
+    /// No `iss` claim while an issuer is configured (always, in this matrix).
+    NoIss,
+    /// `iat` ten minutes ahead (leeway is 30 s).
+    FutureIat,
+    /// Header `typ: JWT` (not an RFC 9068 access token).
+    TypJwt,
+    /// No `typ` header at all.
+    NoTyp,
 }
 
-const KINDS: [Kind; 9] = [
+const KINDS: [Kind; 14] = [
     Kind::None,
     Kind::GoodKey,
     Kind::BadKey,
@@ -34,6 +44,11 @@ const KINDS: [Kind; 9] = [
     Kind::WrongAud,
     Kind::WrongIss,
     Kind::BadSignature,
+    Kind::NoAud,
+    Kind::NoIss,
+    Kind::FutureIat,
+    Kind::TypJwt,
+    Kind::NoTyp,
 ];
 
 /// `Ok(())`, `Err("403")`, or `Err(<401 reason>)`.
@@ -54,6 +69,11 @@ fn expected(mode: AuthMode, kind: Kind) -> Result<(), &'static str> {
         (_, WrongAud) => Err("wrong_audience"),
         (_, WrongIss) => Err("wrong_issuer"),
         (_, BadSignature) => Err("bad_signature"),
+        (_, NoAud | NoIss) => Err("missing_claim"),
+        (_, FutureIat) => Err("issued_in_future"),
+        // RFC 9068 is checked in oauth mode only; without `typ` a token is accepted.
+        (OAuth, TypJwt) => Err("wrong_token_type"),
+        (_, TypJwt | NoTyp) => Ok(()),
     }
 }
 
@@ -66,10 +86,15 @@ fn credential(mode: AuthMode, kind: Kind, idp: &Idp) -> http::HeaderMap {
     };
     let token = |claims: serde_json::Value| {
         if oauth {
-            support::rs256(support::RSA1, "k1", &claims)
+            support::access_token(support::RSA1, "k1", &claims)
         } else {
             support::hs256(SECRET, &claims)
         }
+    };
+    let without = |claim: &str| {
+        let mut c = claims(aud, iss, "mail:scan unsubscribe:execute");
+        c.as_object_mut().unwrap().remove(claim);
+        c
     };
     let good_scopes = "mail:scan unsubscribe:execute";
     match kind {
@@ -88,11 +113,30 @@ fn credential(mode: AuthMode, kind: Kind, idp: &Idp) -> http::HeaderMap {
         Kind::BadSignature => {
             let c = claims(aud, iss, good_scopes);
             let forged = if oauth {
-                support::rs256(support::RSA2, "k1", &c)
+                support::access_token(support::RSA2, "k1", &c)
             } else {
                 support::hs256("not-the-secret-at-all-0123456789", &c)
             };
             bearer(&forged)
+        }
+        Kind::NoAud => bearer(&token(without("aud"))),
+        Kind::NoIss => bearer(&token(without("iss"))),
+        Kind::FutureIat => {
+            let mut c = claims(aud, iss, good_scopes);
+            c["iat"] = (support::now() + 600).into();
+            bearer(&token(c))
+        }
+        Kind::TypJwt | Kind::NoTyp => {
+            let typ = (kind == Kind::TypJwt).then_some("JWT");
+            let c = claims(aud, iss, good_scopes);
+            if oauth {
+                bearer(&support::rs256_typ(support::RSA1, "k1", typ, &c))
+            } else {
+                let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+                header.typ = typ.map(str::to_owned);
+                let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes());
+                bearer(&jsonwebtoken::encode(&header, &c, &key).unwrap())
+            }
         }
     }
 }
@@ -140,7 +184,7 @@ async fn every_mode_credential_and_scope_gets_the_expected_outcome() {
             }
         }
     }
-    assert_eq!(checked, 4 * 9 * 2);
+    assert_eq!(checked, 4 * KINDS.len() * 2);
 }
 
 #[tokio::test]
@@ -179,6 +223,65 @@ async fn leeway_accepts_small_skew_and_refuses_future_nbf() {
         .await
         .unwrap_err();
     assert_eq!(err.reason(), "not_yet_valid");
+}
+
+#[tokio::test]
+async fn an_iat_inside_the_leeway_is_accepted_and_beyond_it_refused() {
+    let idp = Idp::start(vec![]).await;
+    let auth = authenticator(AuthMode::Jwt, &idp).await;
+    let mut c = claims("quietbox", ISSUER, "mail:scan");
+    c["iat"] = (support::now() + 10).into();
+    auth.authenticate(&bearer(&support::hs256(SECRET, &c)))
+        .await
+        .expect("10 s of skew is inside the 30 s leeway");
+    c["iat"] = (support::now() + 90).into();
+    let err = auth
+        .authenticate(&bearer(&support::hs256(SECRET, &c)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "issued_in_future");
+}
+
+#[tokio::test]
+async fn without_a_configured_issuer_iss_is_optional_but_aud_is_not() {
+    let mut config = AuthConfig::new(AuthMode::Jwt);
+    config.jwt_secret = Some(Secret::new(SECRET));
+    // Even an explicit "no audience" keeps requiring `aud`, then the default `quietbox`.
+    config.audience = None;
+    let auth = Authenticator::new(config).await.unwrap();
+    let mut c = claims("quietbox", ISSUER, "mail:scan");
+    c.as_object_mut().unwrap().remove("iss");
+    auth.authenticate(&bearer(&support::hs256(SECRET, &c)))
+        .await
+        .expect("no issuer configured: iss is not required");
+    c.as_object_mut().unwrap().remove("aud");
+    let err = auth
+        .authenticate(&bearer(&support::hs256(SECRET, &c)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "missing_claim");
+    let c = claims("someone-else", ISSUER, "mail:scan");
+    let err = auth
+        .authenticate(&bearer(&support::hs256(SECRET, &c)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "wrong_audience");
+}
+
+#[tokio::test]
+async fn oauth_accepts_at_jwt_in_either_spelling() {
+    let idp = Idp::start(vec![support::rsa_jwk(support::RSA1, "k1")]).await;
+    let auth = authenticator(AuthMode::OAuth, &idp).await;
+    let c = claims(RESOURCE, &idp.base, "mail:scan");
+    for typ in ["at+jwt", "AT+JWT", "application/at+jwt"] {
+        let token = support::rs256_typ(support::RSA1, "k1", Some(typ), &c);
+        auth.authenticate(&bearer(&token))
+            .await
+            .unwrap_or_else(|e| panic!("typ {typ}: {e}"));
+    }
+    let token = support::rs256_typ(support::RSA1, "k1", Some("id_token+jwt"), &c);
+    let err = auth.authenticate(&bearer(&token)).await.unwrap_err();
+    assert_eq!(err.reason(), "wrong_token_type");
 }
 
 #[tokio::test]

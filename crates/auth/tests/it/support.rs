@@ -14,10 +14,13 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub const RSA1: &str = include_str!("../keys/rsa1.pem");
 pub const RSA2: &str = include_str!("../keys/rsa2.pem");
 pub const RSA1_PUBLIC: &str = include_str!("../keys/rsa1.pub.pem");
+/// A 1024-bit RSA key: too weak to be used.
+pub const RSA1024: &str = include_str!("../keys/rsa1024.pem");
 pub const EC1: &str = include_str!("../keys/ec1.pem");
 pub const ED1: &str = include_str!("../keys/ed1.pem");
 
@@ -87,14 +90,34 @@ pub fn rs256(pem: &str, kid: &str, claims: &Value) -> String {
     )
 }
 
-/// A loopback identity provider: JWKS at `/jwks.json`, RFC 8414 metadata, fetch counter, and a
-/// switch that makes the JWKS endpoint answer 503.
+/// RS256 with the header's `typ` set to `typ` (`None`: no `typ` at all).
+pub fn rs256_typ(pem: &str, kid: &str, typ: Option<&str>, claims: &Value) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(kid.to_owned());
+    header.typ = typ.map(str::to_owned);
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+/// An RFC 9068 access token (`typ: at+jwt`), as an OAuth authorization server mints them.
+pub fn access_token(pem: &str, kid: &str, claims: &Value) -> String {
+    rs256_typ(pem, kid, Some("at+jwt"), claims)
+}
+
+/// A loopback identity provider: JWKS at `/jwks.json` (and a same-origin redirect to it at
+/// `/moved/jwks.json`), RFC 8414 metadata (replaceable), fetch counter, and a switch that makes
+/// the JWKS endpoint answer 503.
 #[derive(Clone)]
 pub struct Idp {
     pub base: String,
     pub jwks: Arc<Mutex<Value>>,
     pub fetches: Arc<AtomicUsize>,
     pub failing: Arc<AtomicBool>,
+    pub metadata: Arc<Mutex<Option<Value>>>,
 }
 
 impl Idp {
@@ -106,9 +129,14 @@ impl Idp {
             jwks: Arc::new(Mutex::new(json!({ "keys": keys }))),
             fetches: Arc::new(AtomicUsize::new(0)),
             failing: Arc::new(AtomicBool::new(false)),
+            metadata: Arc::new(Mutex::new(None)),
         };
         let app = Router::new()
             .route("/jwks.json", get(jwks))
+            .route(
+                "/moved/jwks.json",
+                get(|| async { axum::response::Redirect::temporary("/jwks.json") }),
+            )
             .route("/.well-known/oauth-authorization-server", get(metadata))
             .with_state(idp.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -137,7 +165,89 @@ async fn jwks(State(idp): State<Idp>) -> impl IntoResponse {
 }
 
 async fn metadata(State(idp): State<Idp>) -> impl IntoResponse {
-    axum::Json(json!({"issuer": idp.base, "jwks_uri": idp.jwks_url()}))
+    let replaced = idp.metadata.lock().unwrap().clone();
+    axum::Json(replaced.unwrap_or_else(|| json!({"issuer": idp.base, "jwks_uri": idp.jwks_url()})))
+}
+
+/// A loopback server that answers every request with `302 Found` to `target`; counts requests.
+pub async fn redirector(target: String) -> (String, Arc<AtomicUsize>) {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let base = raw_server(move |mut stream| {
+        let target = target.clone();
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let response = format!(
+                "HTTP/1.1 302 Found\r\nlocation: {target}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        }
+    })
+    .await;
+    (base, hits)
+}
+
+/// A loopback server whose body never ends: `200 OK`, then JSON-looking bytes until the client
+/// goes away. With `declared`, the head announces that `Content-Length` and the body stops after
+/// a few bytes (the connection then stays open). Returns the base URL and the bytes written.
+pub async fn endless(declared: Option<u64>) -> (String, Arc<AtomicUsize>) {
+    let written = Arc::new(AtomicUsize::new(0));
+    let counter = written.clone();
+    let base = raw_server(move |mut stream| {
+        let counter = counter.clone();
+        async move {
+            let length = match declared {
+                Some(n) => format!("content-length: {n}\r\n"),
+                None => String::new(),
+            };
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{length}connection: close\r\n\r\n{{\"keys\":["
+            );
+            if stream.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            if declared.is_some() {
+                tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                return;
+            }
+            let chunk = vec![b' '; 16 * 1024];
+            while stream.write_all(&chunk).await.is_ok() {
+                counter.fetch_add(chunk.len(), Ordering::SeqCst);
+            }
+        }
+    })
+    .await;
+    (base, written)
+}
+
+/// A minimal HTTP/1.1 server on loopback: reads the request head, then hands the stream to
+/// `respond`. Returns `http://127.0.0.1:<port>`.
+async fn raw_server<F, Fut>(respond: F) -> String
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let respond = Arc::new(respond);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let respond = respond.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buffer = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                respond(stream).await;
+            });
+        }
+    });
+    base
 }
 
 pub fn headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
