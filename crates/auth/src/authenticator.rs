@@ -256,28 +256,24 @@ impl Authenticator {
     }
 
     /// The `WWW-Authenticate` value for a refusal: in `oauth` mode it points to the
-    /// protected-resource metadata and a 401 names every scope of this resource
-    /// (`scope="…"`, MCP authorization 2025-11-25); a 403 carries `error="insufficient_scope"`
-    /// and the missing scope. `None` for 429 and 503.
+    /// protected-resource metadata; a 403 carries `error="insufficient_scope"` and the missing
+    /// scope. A 401 names no scope here: use [`Authenticator::challenge_with_scopes`] (or
+    /// [`crate::http::AuthLayer::naming_scopes`]) to name them. `None` for 429 and 503.
     pub fn challenge(&self, error: &AuthError) -> Option<String> {
-        let scopes: &[Scope] = if self.resource.is_some() {
-            &Scope::ALL
-        } else {
-            &[]
-        };
-        self.challenge_with_scopes(error, scopes)
+        self.challenge_with_scopes(error, &[])
     }
 
-    /// Like [`Authenticator::challenge`], naming `scopes` in a 401 (`scope="a b"`; nothing when
-    /// empty), in any mode: use it when the operation is known, so that a client asks for the
-    /// scopes this call needs. A 403 names its own missing scope whatever `scopes` says.
+    /// Like [`Authenticator::challenge`], naming `scopes` (`scope="a b"`; nothing when empty):
+    /// in a 401 they are the scopes a client should ask for (MCP authorization 2025-11-25); in a
+    /// 403 they replace the one missing scope of the error (when empty, the error's scope is
+    /// named).
     ///
-    /// Shapes (`oauth` mode; other modes start with `realm="quietbox"` instead of ending with
+    /// Shapes (`oauth` mode; other modes start with `realm="quietbox"` and have no
     /// `resource_metadata`):
     /// - 401, no credential: `Bearer scope="…", resource_metadata="…"`
     /// - 401, bad credential: `Bearer error="invalid_token", error_description="<reason>",
     ///   scope="…", resource_metadata="…"`
-    /// - 403: `Bearer error="insufficient_scope", scope="<scope>", resource_metadata="…"`
+    /// - 403: `Bearer error="insufficient_scope", scope="…", resource_metadata="…"`
     pub fn challenge_with_scopes(&self, error: &AuthError, scopes: &[Scope]) -> Option<String> {
         let mut params = Vec::new();
         if self.resource.is_none() {
@@ -290,13 +286,16 @@ impl Authenticator {
                     params.push(format!("error_description=\"{}\"", reason.as_str()));
                 }
                 if !scopes.is_empty() {
-                    let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
-                    params.push(format!("scope=\"{}\"", names.join(" ")));
+                    params.push(scope_param(scopes));
                 }
             }
             AuthError::Forbidden(scope) => {
                 params.push("error=\"insufficient_scope\"".to_owned());
-                params.push(format!("scope=\"{scope}\""));
+                params.push(if scopes.is_empty() {
+                    scope_param(&[*scope])
+                } else {
+                    scope_param(scopes)
+                });
             }
             AuthError::RateLimited { .. } | AuthError::LimiterUnavailable { .. } => return None,
         }
@@ -306,14 +305,34 @@ impl Authenticator {
         Some(format!("Bearer {}", params.join(", ")))
     }
 
-    /// The 403 step-up challenge for a valid token that lacks `scope`:
-    /// `Bearer error="insufficient_scope", scope="<scope>", resource_metadata="…"` in `oauth`
-    /// mode (`Bearer realm="quietbox", error="insufficient_scope", scope="<scope>"` otherwise).
-    /// Send it with HTTP 403 so that OAuth clients re-authorize with the scope.
-    pub fn insufficient_scope_challenge(&self, scope: Scope) -> String {
-        self.challenge_with_scopes(&AuthError::Forbidden(scope), &[])
-            .unwrap_or_else(|| format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\""))
+    /// The 403 step-up challenge for a valid token that lacks `scopes` (the scopes the call
+    /// needs): `Bearer error="insufficient_scope", scope="<scopes>", resource_metadata="…"` in
+    /// `oauth` mode, `Bearer realm="quietbox", error="insufficient_scope", scope="<scopes>"`
+    /// otherwise. Send it with HTTP 403 so that OAuth clients re-authorize with the scopes.
+    pub fn insufficient_scope_challenge(&self, scopes: &[Scope]) -> String {
+        let mut params = vec!["error=\"insufficient_scope\"".to_owned()];
+        if self.resource.is_none() {
+            params.insert(0, "realm=\"quietbox\"".to_owned());
+        }
+        if !scopes.is_empty() {
+            params.push(scope_param(scopes));
+        }
+        if let Some((_, metadata_url)) = &self.resource {
+            params.push(format!("resource_metadata=\"{metadata_url}\""));
+        }
+        format!("Bearer {}", params.join(", "))
     }
+}
+
+/// `scope="a b c"`, in the given order without repeats.
+fn scope_param(scopes: &[Scope]) -> String {
+    let mut names: Vec<&str> = Vec::with_capacity(scopes.len());
+    for scope in scopes {
+        if !names.contains(&scope.as_str()) {
+            names.push(scope.as_str());
+        }
+    }
+    format!("scope=\"{}\"", names.join(" "))
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, AuthError> {

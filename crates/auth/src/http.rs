@@ -108,12 +108,23 @@ impl IntoResponse for AuthError {
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
     auth: Arc<Authenticator>,
+    scopes: Arc<[Scope]>,
 }
 
 impl AuthLayer {
     /// A layer using `auth`.
     pub fn new(auth: Arc<Authenticator>) -> Self {
-        AuthLayer { auth }
+        AuthLayer {
+            auth,
+            scopes: Arc::from(Vec::new()),
+        }
+    }
+
+    /// Names `scopes` in the 401 challenge (`scope="…"`), so that an OAuth client knows which
+    /// scopes to request (MCP authorization 2025-11-25).
+    pub fn naming_scopes(mut self, scopes: &[Scope]) -> Self {
+        self.scopes = Arc::from(scopes);
+        self
     }
 }
 
@@ -124,6 +135,7 @@ impl<S> Layer<S> for AuthLayer {
         AuthService {
             inner,
             auth: self.auth.clone(),
+            scopes: self.scopes.clone(),
         }
     }
 }
@@ -133,6 +145,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     auth: Arc<Authenticator>,
+    scopes: Arc<[Scope]>,
 }
 
 impl<S> Service<Request> for AuthService<S>
@@ -153,6 +166,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let auth = self.auth.clone();
+        let scopes = self.scopes.clone();
         Box::pin(async move {
             match auth.authenticate(request.headers()).await {
                 Ok(principal) => {
@@ -160,7 +174,10 @@ where
                     request.extensions_mut().insert(auth);
                     inner.call(request).await
                 }
-                Err(error) => Ok(AuthRejection::new(error, Some(&auth)).into_response()),
+                Err(error) => {
+                    let challenge = auth.challenge_with_scopes(&error, &scopes);
+                    Ok(AuthRejection { error, challenge }.into_response())
+                }
             }
         })
     }

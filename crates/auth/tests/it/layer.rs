@@ -110,9 +110,7 @@ async fn oauth_mode_points_clients_to_the_protected_resource_metadata() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         headers["www-authenticate"],
-        "Bearer scope=\"availability:read mail:scan unsubscribe:read unsubscribe:execute unsubscribe:digest\", \
-         resource_metadata=\"https://mcp.quietbox.test/.well-known/oauth-protected-resource\"",
-        "the 401 names the scopes (MCP authorization 2025-11-25)"
+        "Bearer resource_metadata=\"https://mcp.quietbox.test/.well-known/oauth-protected-resource\""
     );
     let (status, _, document) = call(&app, "/.well-known/oauth-protected-resource", &[]).await;
     assert_eq!(status, StatusCode::OK);
@@ -149,8 +147,14 @@ async fn oauth_challenges_name_scopes_and_the_403_asks_for_a_step_up() {
         Some("https://mcp.quietbox.test/.well-known/oauth-protected-resource")
     );
     assert_eq!(
-        auth.insufficient_scope_challenge(Scope::UnsubscribeExecute),
+        auth.insufficient_scope_challenge(&[Scope::UnsubscribeExecute]),
         format!("Bearer error=\"insufficient_scope\", scope=\"unsubscribe:execute\", {metadata}")
+    );
+    assert_eq!(
+        auth.insufficient_scope_challenge(&[Scope::MailScan, Scope::UnsubscribeRead]),
+        format!(
+            "Bearer error=\"insufficient_scope\", scope=\"mail:scan unsubscribe:read\", {metadata}"
+        )
     );
     assert_eq!(
         auth.challenge(&AuthError::Forbidden(Scope::MailScan)),
@@ -184,7 +188,27 @@ async fn oauth_challenges_name_scopes_and_the_403_asks_for_a_step_up() {
         Some("Bearer realm=\"quietbox\"".to_owned())
     );
     assert_eq!(
-        plain.insufficient_scope_challenge(Scope::MailScan),
+        plain.insufficient_scope_challenge(&[Scope::MailScan]),
         "Bearer realm=\"quietbox\", error=\"insufficient_scope\", scope=\"mail:scan\""
+    );
+}
+
+#[tokio::test]
+async fn a_layer_naming_scopes_puts_them_in_the_401_challenge() {
+    let idp = Idp::start(vec![support::rsa_jwk(support::RSA1, "k1")]).await;
+    let mut config = AuthConfig::new(AuthMode::OAuth);
+    config.oauth_issuer = Some(idp.base.clone());
+    config.resource_url = Some("https://mcp.quietbox.test/mcp".to_owned());
+    let auth = Arc::new(Authenticator::new(config).await.unwrap());
+    let app = Router::new()
+        .route("/scan", get(scan))
+        .layer(AuthLayer::new(auth).naming_scopes(&Scope::ALL));
+    let (status, headers, _) = call(&app, "/scan", &[("authorization", "Bearer not.a.jwt")]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        headers["www-authenticate"],
+        "Bearer error=\"invalid_token\", error_description=\"malformed\", \
+         scope=\"availability:read mail:scan unsubscribe:read unsubscribe:execute unsubscribe:digest\", \
+         resource_metadata=\"https://mcp.quietbox.test/.well-known/oauth-protected-resource\""
     );
 }
