@@ -214,6 +214,49 @@ pub struct TaskRecord {
     pub created_at: DateTime<Utc>,
     /// Last update time.
     pub updated_at: DateTime<Utc>,
+    /// Who created it. Tasks stored before owners were recorded belong to
+    /// [`TaskOwner::legacy`]. A store never changes a task's owner.
+    #[serde(default)]
+    pub owner: TaskOwner,
+    /// The operation (A2A skill id) the task runs; `None` for tasks stored before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skill: Option<String>,
+}
+
+/// The principal a task belongs to: only it sees the task.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TaskOwner {
+    /// The principal's tenant.
+    pub tenant: String,
+    /// The principal's subject (`api_key` for the API key).
+    pub subject: String,
+}
+
+impl TaskOwner {
+    /// The owner of tasks stored without one: the API-key principal (tenant `default`,
+    /// subject `api_key`).
+    pub fn legacy() -> Self {
+        TaskOwner {
+            tenant: "default".to_owned(),
+            subject: "api_key".to_owned(),
+        }
+    }
+}
+
+impl Default for TaskOwner {
+    /// [`TaskOwner::legacy`].
+    fn default() -> Self {
+        TaskOwner::legacy()
+    }
+}
+
+/// How long and how many tasks a store keeps ([`StateStore::prune_tasks`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskRetention {
+    /// Tasks not updated for longer than this are dropped.
+    pub max_age: chrono::Duration,
+    /// At most this many tasks are kept: the most recently updated ones.
+    pub max_tasks: usize,
 }
 
 /// A page request for [`StateStore::list_tasks`].
@@ -227,6 +270,10 @@ pub struct TaskQuery {
     pub page_size: usize,
     /// Opaque token from a previous page.
     pub page_token: Option<String>,
+    /// Only tasks of this owner (`None`: every owner, for operators' tooling).
+    pub owner: Option<TaskOwner>,
+    /// Only tasks of these skills (`None`: any skill, and tasks with none recorded).
+    pub skills: Option<Vec<String>>,
 }
 
 /// One page of tasks, newest `updated_at` first (ties by id).
@@ -401,7 +448,7 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// Creates or replaces a task; a task in a final A2A state (completed, failed, canceled,
     /// rejected) never moves to another state, so that writers on two replicas cannot undo
-    /// each other.
+    /// each other; a write naming another owner than the stored task's is ignored.
     async fn put_task(&self, task: TaskRecord) -> Result<(), StateError>;
 
     /// One task.
@@ -409,6 +456,14 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// A page of tasks.
     async fn list_tasks(&self, query: TaskQuery) -> Result<TaskPage, StateError>;
+
+    /// Drops the tasks not updated within `retention.max_age` before `now`, then the least
+    /// recently updated beyond `retention.max_tasks`. Returns how many it dropped.
+    async fn prune_tasks(
+        &self,
+        retention: TaskRetention,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StateError>;
 
     /// Takes the lease `name` for `holder` if it is free or expired at `now` (a new fencing
     /// token), or extends it if `holder` already holds it (same token). `None` when another

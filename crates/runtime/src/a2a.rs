@@ -361,6 +361,8 @@ async fn dispatch(
                     .and_then(Value::as_str)
                     .filter(|t| !t.is_empty())
                     .map(str::to_owned),
+                owner: None,
+                skills: None,
             };
             let page = app
                 .state
@@ -555,6 +557,8 @@ async fn save(app: &App, task: &Value, state: &str) -> Result<(), Failure> {
         payload: task.clone(),
         created_at: now,
         updated_at: now,
+        owner: quietbox_core::store::TaskOwner::legacy(),
+        skill: None,
     };
     app.state
         .put_task(record)

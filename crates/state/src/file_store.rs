@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use quietbox_core::store::{
     Claim, IdempotencyRecord, Incident, Lease, ScanCheckpoint, SenderDecision, SentLink, Snapshot,
     StateError, StatePart, StateStore, SubscriptionKey, TaskPage, TaskQuery, TaskRecord,
-    UnsubscribeAttempt, UnsubscribeEntry,
+    TaskRetention, UnsubscribeAttempt, UnsubscribeEntry,
 };
 
 use crate::cache::Slot;
@@ -367,7 +367,7 @@ impl StateStore for FileStore {
     async fn put_task(&self, task: TaskRecord) -> Result<(), StateError> {
         self.update(move |c: &mut Tasks| {
             match c.tasks.iter_mut().find(|t| t.id == task.id) {
-                Some(existing) if !rules::task_may_become(&existing.state, &task.state) => {
+                Some(existing) if !rules::task_may_be_replaced(existing, &task) => {
                     return Ok(((), false));
                 }
                 Some(existing) => *existing = task,
@@ -384,8 +384,28 @@ impl StateStore for FileStore {
     }
 
     async fn list_tasks(&self, query: TaskQuery) -> Result<TaskPage, StateError> {
-        let tasks = self.read(|c: &Tasks| c.tasks.clone()).await?;
-        rules::page_tasks(tasks, &query)
+        self.read(|c: &Tasks| rules::page_tasks(&c.tasks, &query))
+            .await?
+    }
+
+    async fn prune_tasks(
+        &self,
+        retention: TaskRetention,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StateError> {
+        // The check is a read (usually answered from memory): the file is rewritten only when
+        // something is to go.
+        let needed = self
+            .read(|c: &Tasks| rules::tasks_need_pruning(&c.tasks, retention, now))
+            .await?;
+        if !needed {
+            return Ok(0);
+        }
+        self.update(move |c: &mut Tasks| {
+            let dropped = rules::prune_tasks(&mut c.tasks, retention, now);
+            Ok((dropped, dropped > 0))
+        })
+        .await
     }
 
     async fn acquire_lease(

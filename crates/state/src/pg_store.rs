@@ -19,8 +19,8 @@ use sqlx::{Executor, Row};
 
 use quietbox_core::store::{
     Claim, IdempotencyRecord, Incident, Lease, ScanCheckpoint, SenderDecision, SentLink, Snapshot,
-    StateError, StateStore, SubscriptionKey, TaskPage, TaskQuery, TaskRecord, UnsubscribeAttempt,
-    UnsubscribeEntry,
+    StateError, StateStore, SubscriptionKey, TaskPage, TaskQuery, TaskRecord, TaskRetention,
+    UnsubscribeAttempt, UnsubscribeEntry,
 };
 
 use crate::rules;
@@ -309,10 +309,12 @@ impl StateStore for PgStore {
 
     async fn put_task(&self, task: TaskRecord) -> Result<(), StateError> {
         sqlx::query(
-            "INSERT INTO tasks (id, context_id, state, data, updated_at) VALUES ($1, $2, $3, $4, $5)
+            "INSERT INTO tasks (id, context_id, state, data, updated_at, owner_tenant, owner_subject, skill)
+             VALUES ($1, $2, $3, $4, $5, $7, $8, $9)
              ON CONFLICT (id) DO UPDATE SET context_id = excluded.context_id, state = excluded.state,
-             data = excluded.data, updated_at = excluded.updated_at
-             WHERE tasks.state <> ALL($6) OR tasks.state = excluded.state",
+             data = excluded.data, updated_at = excluded.updated_at, skill = excluded.skill
+             WHERE (tasks.state <> ALL($6) OR tasks.state = excluded.state)
+             AND tasks.owner_tenant = excluded.owner_tenant AND tasks.owner_subject = excluded.owner_subject",
         )
         .bind(&task.id)
         .bind(&task.context_id)
@@ -320,9 +322,12 @@ impl StateStore for PgStore {
         .bind(to_json(&task)?)
         .bind(task.updated_at)
         // The row lock the upsert takes makes this check and the write one step: a final
-        // state written by another replica is never replaced by another state
-        // (`rules::task_may_become`).
+        // state written by another replica is never replaced by another state, and the
+        // owner never changes (`rules::task_may_be_replaced`).
         .bind(&rules::FINAL_TASK_STATES[..])
+        .bind(&task.owner.tenant)
+        .bind(&task.owner.subject)
+        .bind(&task.skill)
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -340,24 +345,41 @@ impl StateStore for PgStore {
     }
 
     async fn list_tasks(&self, query: TaskQuery) -> Result<TaskPage, StateError> {
+        macro_rules! filter {
+            () => {
+                "($1::text IS NULL OR context_id = $1) AND ($2::text IS NULL OR state = $2)
+                 AND ($3::text IS NULL OR (owner_tenant = $3 AND owner_subject = $4))
+                 AND ($5::text[] IS NULL OR skill = ANY($5))"
+            };
+        }
         let size = rules::page_size(query.page_size);
         let offset = rules::page_offset(query.page_token.as_deref())?;
-        let total: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM tasks WHERE ($1::text IS NULL OR context_id = $1) AND ($2::text IS NULL OR state = $2)",
-        )
+        let (tenant, subject) = match &query.owner {
+            Some(owner) => (Some(owner.tenant.as_str()), Some(owner.subject.as_str())),
+            None => (None, None),
+        };
+        let total: i64 =
+            sqlx::query_scalar(concat!("SELECT count(*) FROM tasks WHERE ", filter!()))
+                .bind(&query.context_id)
+                .bind(&query.state)
+                .bind(tenant)
+                .bind(subject)
+                .bind(&query.skills)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+        let rows = sqlx::query(concat!(
+            "SELECT data FROM tasks WHERE ",
+            filter!(),
+            " ORDER BY updated_at DESC, id COLLATE \"C\" LIMIT $6 OFFSET $7"
+        ))
         .bind(&query.context_id)
         .bind(&query.state)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db)?;
-        let rows = sqlx::query(
-            "SELECT data FROM tasks WHERE ($1::text IS NULL OR context_id = $1) AND ($2::text IS NULL OR state = $2)
-             ORDER BY updated_at DESC, id COLLATE \"C\" LIMIT $3 OFFSET $4",
-        )
-        .bind(&query.context_id)
-        .bind(&query.state)
+        .bind(tenant)
+        .bind(subject)
+        .bind(&query.skills)
         .bind(size as i64)
-        .bind(offset as i64)
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
@@ -366,12 +388,37 @@ impl StateStore for PgStore {
             .map(|r| from_json("tasks", r.get::<Value, _>("data")))
             .collect::<Result<_, _>>()?;
         let total_size = usize::try_from(total).unwrap_or(0);
-        let next = offset + tasks.len();
+        let next = offset.saturating_add(tasks.len());
         Ok(TaskPage {
             next_page_token: (next < total_size).then(|| next.to_string()),
             tasks,
             total_size,
         })
+    }
+
+    async fn prune_tasks(
+        &self,
+        retention: TaskRetention,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StateError> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let expired = sqlx::query("DELETE FROM tasks WHERE updated_at < $1")
+            .bind(rules::task_cutoff(retention, now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?
+            .rows_affected();
+        let surplus = sqlx::query(
+            "DELETE FROM tasks WHERE id IN
+             (SELECT id FROM tasks ORDER BY updated_at DESC, id COLLATE \"C\" OFFSET $1)",
+        )
+        .bind(i64::try_from(retention.max_tasks).unwrap_or(i64::MAX))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?
+        .rows_affected();
+        tx.commit().await.map_err(db)?;
+        Ok(usize::try_from(expired.saturating_add(surplus)).unwrap_or(usize::MAX))
     }
 
     async fn acquire_lease(
@@ -652,12 +699,15 @@ impl StateStore for PgStore {
                 .map_err(db)?;
         }
         for task in &snapshot.tasks {
-            sqlx::query("INSERT INTO tasks (id, context_id, state, data, updated_at) VALUES ($1, $2, $3, $4, $5)")
+            sqlx::query("INSERT INTO tasks (id, context_id, state, data, updated_at, owner_tenant, owner_subject, skill) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                 .bind(&task.id)
                 .bind(&task.context_id)
                 .bind(&task.state)
                 .bind(to_json(task)?)
                 .bind(task.updated_at)
+                .bind(&task.owner.tenant)
+                .bind(&task.owner.subject)
+                .bind(&task.skill)
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;

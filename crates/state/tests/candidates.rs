@@ -311,6 +311,13 @@ impl StateStore for Counting {
     async fn list_tasks(&self, query: TaskQuery) -> Result<TaskPage, StateError> {
         self.inner.list_tasks(query).await
     }
+    async fn prune_tasks(
+        &self,
+        retention: quietbox_core::store::TaskRetention,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StateError> {
+        self.inner.prune_tasks(retention, now).await
+    }
     async fn acquire_lease(
         &self,
         name: &str,

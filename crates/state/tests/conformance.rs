@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use quietbox_core::store::{
     Claim, Decision, IdempotencyRecord, Incident, ScanCheckpoint, SenderDecision, SentLink,
-    StateError, StatePart, StateStore, SubscriptionKey, TaskQuery, TaskRecord, UnsubscribeAttempt,
-    UnsubscribeMethod, UnsubscribeStatus,
+    StateError, StatePart, StateStore, SubscriptionKey, TaskOwner, TaskQuery, TaskRecord,
+    TaskRetention, UnsubscribeAttempt, UnsubscribeMethod, UnsubscribeStatus,
 };
 use quietbox_state::{FileStore, PgStore};
 
@@ -43,7 +43,145 @@ fn task(id: &str, context: &str, state: &str, updated: i64) -> TaskRecord {
         payload: serde_json::json!({"id": id}),
         created_at: t(0),
         updated_at: t(updated),
+        owner: TaskOwner::legacy(),
+        skill: Some("scan_inbox".to_owned()),
     }
+}
+
+fn owner(subject: &str) -> TaskOwner {
+    TaskOwner {
+        tenant: "t1".to_owned(),
+        subject: subject.to_owned(),
+    }
+}
+
+fn owned(id: &str, who: &str, skill: Option<&str>, updated: i64) -> TaskRecord {
+    TaskRecord {
+        owner: owner(who),
+        skill: skill.map(str::to_owned),
+        ..task(id, "c", "TASK_STATE_COMPLETED", updated)
+    }
+}
+
+fn ids(page: &quietbox_core::store::TaskPage) -> Vec<&str> {
+    page.tasks.iter().map(|t| t.id.as_str()).collect()
+}
+
+async fn tasks_keep_their_owner_and_list_by_owner_and_skill(store: Arc<dyn StateStore>) {
+    store
+        .put_task(owned("a1", "alice", Some("scan_inbox"), 1))
+        .await
+        .unwrap();
+    store
+        .put_task(owned("a2", "alice", Some("availability"), 2))
+        .await
+        .unwrap();
+    store
+        .put_task(owned("b1", "bob", Some("scan_inbox"), 3))
+        .await
+        .unwrap();
+    store
+        .put_task(owned("l1", "legacy", None, 4))
+        .await
+        .unwrap();
+    let stored = store.get_task("a1").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.owner, stored.skill.as_deref()),
+        (owner("alice"), Some("scan_inbox"))
+    );
+
+    // Another owner's write to the same id is ignored: the task stays alice's, unchanged.
+    let mut stolen = owned("a1", "bob", Some("scan_inbox"), 9);
+    stolen.state = "TASK_STATE_CANCELED".into();
+    store.put_task(stolen).await.unwrap();
+    let stored = store.get_task("a1").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.owner, stored.state.as_str(), stored.updated_at),
+        (owner("alice"), "TASK_STATE_COMPLETED", t(1))
+    );
+
+    let alice = |skills: Option<Vec<&str>>| TaskQuery {
+        owner: Some(owner("alice")),
+        skills: skills.map(|s| s.into_iter().map(str::to_owned).collect()),
+        ..Default::default()
+    };
+    let page = store.list_tasks(alice(None)).await.unwrap();
+    assert_eq!((ids(&page), page.total_size), (vec!["a2", "a1"], 2));
+    let page = store
+        .list_tasks(alice(Some(vec!["scan_inbox"])))
+        .await
+        .unwrap();
+    assert_eq!((ids(&page), page.total_size), (vec!["a1"], 1));
+    let page = store.list_tasks(alice(Some(vec![]))).await.unwrap();
+    assert_eq!((ids(&page), page.total_size), (vec![], 0));
+    // A skill filter leaves out tasks with no recorded skill; no filter keeps them.
+    let page = store
+        .list_tasks(TaskQuery {
+            skills: Some(vec!["scan_inbox".into(), "availability".into()]),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&page), ["b1", "a2", "a1"]);
+    let page = store.list_tasks(TaskQuery::default()).await.unwrap();
+    assert_eq!(page.total_size, 4);
+}
+
+async fn pruning_drops_expired_tasks_then_keeps_the_newest(store: Arc<dyn StateStore>) {
+    let now = t(10_000);
+    let retention = TaskRetention {
+        max_age: chrono::Duration::seconds(5_000),
+        max_tasks: 3,
+    };
+    assert_eq!(store.prune_tasks(retention, now).await.unwrap(), 0);
+    // Two expired (updated before t(5000)), six recent.
+    for (i, updated) in [100, 4_999, 5_000, 6_000, 7_000, 8_000, 9_000, 9_000]
+        .into_iter()
+        .enumerate()
+    {
+        store
+            .put_task(task(
+                &format!("task-{i}"),
+                "c",
+                "TASK_STATE_WORKING",
+                updated,
+            ))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.prune_tasks(retention, now).await.unwrap(), 5);
+    let page = store.list_tasks(TaskQuery::default()).await.unwrap();
+    assert_eq!(ids(&page), ["task-6", "task-7", "task-5"]);
+    assert_eq!(
+        store.prune_tasks(retention, now).await.unwrap(),
+        0,
+        "nothing left to drop"
+    );
+    // Age alone: everything is older than a tiny TTL.
+    let short = TaskRetention {
+        max_age: chrono::Duration::seconds(1),
+        max_tasks: 10_000,
+    };
+    assert_eq!(store.prune_tasks(short, now).await.unwrap(), 3);
+    assert_eq!(
+        store
+            .list_tasks(TaskQuery::default())
+            .await
+            .unwrap()
+            .total_size,
+        0
+    );
+    // An age too large for the clock keeps everything rather than failing.
+    store
+        .put_task(task("old", "c", "TASK_STATE_COMPLETED", -1_000_000))
+        .await
+        .unwrap();
+    let forever = TaskRetention {
+        max_age: chrono::Duration::MAX,
+        max_tasks: 10,
+    };
+    assert_eq!(store.prune_tasks(forever, now).await.unwrap(), 0);
+    assert!(store.get_task("old").await.unwrap().is_some());
 }
 
 const STALE: Duration = Duration::from_secs(600);
@@ -667,6 +805,8 @@ conformance!(
     sent_links_are_recorded_once,
     checkpoints_and_incidents_round_trip,
     tasks_page_by_update_time_with_filters,
+    tasks_keep_their_owner_and_list_by_owner_and_skill,
+    pruning_drops_expired_tasks_then_keeps_the_newest,
     leases_have_one_holder_and_refuse_stale_tokens,
     idempotency_records_expire,
     sender_decisions_replace_earlier_ones,

@@ -90,6 +90,8 @@ async fn a_task_created_on_one_replica_is_read_listed_and_canceled_on_another() 
         payload: json!({"id": "t-running", "contextId": "c1", "status": {"state": state}}),
         created_at: now,
         updated_at: now,
+        owner: quietbox_core::store::TaskOwner::legacy(),
+        skill: Some("scan_inbox".into()),
     };
     store.put_task(working("TASK_STATE_WORKING")).await.unwrap();
     let canceled = call(b, rpc(5, "CancelTask", json!({"id": "t-running"}))).await;
