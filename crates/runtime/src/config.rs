@@ -342,6 +342,15 @@ fn http_url(variable: &'static str, value: &str) -> Result<String, SettingsError
     Ok(value.trim().to_owned())
 }
 
+/// A URL quietbox fetches keys or metadata from: https, or http to a loopback host only (the
+/// auth crate's rule, so that `check-config` refuses what start-up refuses).
+fn fetch_url(variable: &'static str, value: &str) -> Result<String, SettingsError> {
+    let value = http_url(variable, value)?;
+    quietbox_auth::validate_fetch_url(&value)
+        .map_err(|e| SettingsError::new(variable, e.to_string()))?;
+    Ok(value)
+}
+
 const AUTH_MODES: &[(&str, &str)] = &[("api_key", "api_key"), ("jwt", "jwt"), ("hybrid", "hybrid")];
 
 impl Settings {
@@ -374,7 +383,7 @@ impl Settings {
             jwt_secret: secret("AUTH_JWT_SECRET"),
             jwks_url: raw
                 .get("AUTH_JWKS_URL")
-                .map(|v| http_url("AUTH_JWKS_URL", v))
+                .map(|v| fetch_url("AUTH_JWKS_URL", v))
                 .transpose()?,
             issuer: raw.get("AUTH_JWT_ISSUER").map(str::to_owned),
             audience: raw.or_default("AUTH_JWT_AUDIENCE", binary).to_owned(),
@@ -390,7 +399,7 @@ impl Settings {
             )?),
             oauth_issuer: raw
                 .get("MCP_OAUTH_ISSUER")
-                .map(|v| http_url("MCP_OAUTH_ISSUER", v))
+                .map(|v| fetch_url("MCP_OAUTH_ISSUER", v))
                 .transpose()?,
             resource_url: raw
                 .get("MCP_RESOURCE_URL")
@@ -603,6 +612,43 @@ mod tests {
         let mcp = load(Binary::Mcp, &[("AGENT_API_KEY", "k")]).unwrap();
         assert_eq!(mcp.bind_addr.to_string(), "127.0.0.1:8082");
         assert!(!mcp.scheduler_enabled);
+    }
+
+    #[test]
+    fn key_and_issuer_urls_must_be_https_outside_loopback() {
+        let key = ("AGENT_API_KEY", "k-0123456789abcdef0123456789abcdef");
+        let err = load(
+            Binary::Api,
+            &[
+                key,
+                ("AUTH_MODE", "jwt"),
+                ("AUTH_JWKS_URL", "http://idp.example/jwks.json"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(err.variable, "AUTH_JWKS_URL");
+        assert!(err.to_string().contains("https"), "{err}");
+        let err = load(
+            Binary::Mcp,
+            &[
+                key,
+                ("MCP_AUTH_MODE", "oauth"),
+                ("MCP_OAUTH_ISSUER", "http://idp.example"),
+                ("MCP_RESOURCE_URL", "https://mcp.example.com/mcp"),
+            ],
+        )
+        .unwrap_err();
+        assert_eq!(err.variable, "MCP_OAUTH_ISSUER");
+        for ok in [
+            "https://idp.example/jwks.json",
+            "http://127.0.0.1:9000/jwks",
+        ] {
+            load(
+                Binary::Api,
+                &[key, ("AUTH_MODE", "jwt"), ("AUTH_JWKS_URL", ok)],
+            )
+            .unwrap();
+        }
     }
 
     #[test]
