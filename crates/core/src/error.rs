@@ -46,6 +46,7 @@ error_codes! {
     RateLimitUnavailable => ("rate_limit_unavailable", Unavailable),
     IncidentModeActive => ("incident_mode_active", Unavailable),
     MutationsDisabled => ("mutations_disabled", Forbidden),
+    OriginNotAllowed => ("origin_not_allowed", Forbidden),
     Conflict => ("conflict", Conflict),
     UpstreamUnavailable => ("upstream_unavailable", BadGateway),
     UpstreamRateLimited => ("upstream_rate_limited", Unavailable),

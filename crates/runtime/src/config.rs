@@ -222,8 +222,11 @@ pub struct Settings {
     pub mcp_enable_mutation_tools: bool,
     /// `MCP_ALLOWED_HOSTS`: `Host` header values the MCP HTTP transport accepts.
     pub mcp_allowed_hosts: Vec<String>,
-    /// `MCP_MAX_SESSIONS`: live MCP HTTP sessions at most, so a flood of `initialize` calls
-    /// cannot exhaust memory (each session holds a worker until it idles out).
+    /// `MCP_ALLOWED_ORIGINS`: `Origin` header values the MCP HTTP transport accepts.
+    pub mcp_allowed_origins: crate::mcp::AllowedOrigins,
+    /// `MCP_MAX_SESSIONS`: live MCP HTTP sessions per tenant (all tenants together: 4 times
+    /// this), so a flood of `initialize` calls cannot exhaust memory (each session holds a worker
+    /// until it idles out) nor lock another tenant out.
     pub mcp_max_sessions: usize,
     /// `DATA_DIR`.
     pub data_dir: PathBuf,
@@ -517,6 +520,12 @@ impl Settings {
                     hosts
                 }
             },
+            mcp_allowed_origins: crate::mcp::AllowedOrigins::parse(
+                list(raw.get("MCP_ALLOWED_ORIGINS"))
+                    .iter()
+                    .map(String::as_str),
+            )
+            .map_err(|e| SettingsError::new("MCP_ALLOWED_ORIGINS", e.to_string()))?,
             mcp_max_sessions: {
                 let max: usize = number(
                     "MCP_MAX_SESSIONS",

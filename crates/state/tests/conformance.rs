@@ -888,3 +888,113 @@ async fn state_moves_from_files_to_postgres_and_back() {
         None => export_then_import_reproduces_the_store(file, file_again).await,
     }
 }
+
+/// A `tasks.json` written before owners and skills were recorded (format version 1, as every
+/// earlier build wrote it).
+const TASKS_WITHOUT_OWNERS: &str = r#"{"version": 1, "tasks": [
+  {"id": "old-1", "context_id": "c", "state": "TASK_STATE_COMPLETED", "payload": {"id": "old-1"},
+   "created_at": "2026-11-01T10:00:00Z", "updated_at": "2026-11-01T10:00:00Z"}
+]}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_backend_reads_tasks_without_an_owner_as_the_api_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tasks.json"), TASKS_WITHOUT_OWNERS).unwrap();
+    let store = FileStore::open(dir.path()).unwrap();
+    let old = store.get_task("old-1").await.unwrap().unwrap();
+    assert_eq!((old.owner, old.skill), (TaskOwner::legacy(), None));
+    let mine = store
+        .list_tasks(TaskQuery {
+            owner: Some(TaskOwner::legacy()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&mine), ["old-1"]);
+    let theirs = store
+        .list_tasks(TaskQuery {
+            owner: Some(owner("alice")),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(theirs.total_size, 0);
+    // Written back, the file keeps format version 1 and now names the owner.
+    store
+        .put_task(owned("new-1", "alice", Some("scan_inbox"), 1))
+        .await
+        .unwrap();
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("tasks.json")).unwrap())
+            .unwrap();
+    assert_eq!(file["version"], 1);
+    let old = file["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "old-1")
+        .unwrap();
+    assert_eq!(
+        old["owner"],
+        serde_json::json!({"tenant": "default", "subject": "api_key"})
+    );
+    assert!(old.get("skill").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_migration_gives_existing_tasks_the_api_key_owner() {
+    use sqlx::Executor;
+    let Some((url, schema)) = backends::pg_target() else {
+        return;
+    };
+    // A schema as the first migration left it, holding a task row of that time.
+    {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        pool.execute(format!("CREATE SCHEMA {schema}; SET search_path TO {schema};").as_str())
+            .await
+            .unwrap();
+        pool.execute(include_str!("../migrations/0001_state.sql"))
+            .await
+            .unwrap();
+        let old = serde_json::json!({"id": "old-1", "context_id": "c", "state": "TASK_STATE_COMPLETED",
+            "payload": {"id": "old-1"}, "created_at": "2026-11-01T10:00:00Z", "updated_at": "2026-11-01T10:00:00Z"});
+        sqlx::query("INSERT INTO tasks (id, context_id, state, data, updated_at) VALUES ('old-1', 'c', 'TASK_STATE_COMPLETED', $1, $2)")
+            .bind(old)
+            .bind(t(0))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+    let store = PgStore::connect_with_schema(&url, &schema).await.unwrap();
+    let old = store.get_task("old-1").await.unwrap().unwrap();
+    assert_eq!((old.owner, old.skill), (TaskOwner::legacy(), None));
+    let mine = store
+        .list_tasks(TaskQuery {
+            owner: Some(TaskOwner::legacy()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&mine), ["old-1"]);
+    let theirs = store
+        .list_tasks(TaskQuery {
+            owner: Some(owner("alice")),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(theirs.total_size, 0);
+    // The legacy owner's write is accepted, another owner's is not.
+    let mut stolen = owned("old-1", "alice", None, 5);
+    stolen.state = "TASK_STATE_COMPLETED".into();
+    store.put_task(stolen).await.unwrap();
+    assert_eq!(
+        store.get_task("old-1").await.unwrap().unwrap().owner,
+        TaskOwner::legacy()
+    );
+}

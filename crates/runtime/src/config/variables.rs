@@ -113,9 +113,14 @@ pub const VARIABLES: &[Variable] = &[
         "Comma-separated `Host` header values the MCP HTTP transport accepts; list the public names behind a proxy.",
     ),
     var(
+        "MCP_ALLOWED_ORIGINS",
+        Derived("`http`/`https` on `localhost`, `127.0.0.1`, `[::1]`, any port"),
+        "Comma-separated browser origins (`https://app.example.com`, `http://host:*` for any port) the MCP HTTP transport accepts in `Origin`; any other origin, and `null`, gets 403; requests without `Origin` are allowed.",
+    ),
+    var(
         "MCP_MAX_SESSIONS",
         Value("256"),
-        "Live MCP HTTP sessions at most (idle ones end after 5 minutes); a new session past it gets 503 with `Retry-After`.",
+        "Live MCP HTTP sessions per tenant (all tenants together: 4 times this); idle ones end after 5 minutes; a new session past it gets 503 with `Retry-After`.",
     ),
     var(
         "DATA_DIR",
