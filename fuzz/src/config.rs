@@ -1,12 +1,10 @@
 //! Fuzzes configuration parsing: `KEY=VALUE` lines as the environment, and the same bytes as the
 //! TOML file named by `QUIETBOX_CONFIG`. Every input gives settings or a `SettingsError` naming a
 //! variable, never a panic.
-#![no_main]
 
 use std::collections::HashMap;
 use std::io::Write;
 
-use libfuzzer_sys::fuzz_target;
 use quietbox_runtime::config::{Binary, RawSettings, Settings};
 
 fn check(env: &HashMap<String, String>) {
@@ -24,7 +22,8 @@ fn check(env: &HashMap<String, String>) {
     }
 }
 
-fuzz_target!(|data: &[u8]| {
+/// One fuzz input; panics when a property above does not hold.
+pub fn run(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let env: HashMap<String, String> = text
         .lines()
@@ -45,4 +44,4 @@ fuzz_target!(|data: &[u8]| {
         file.path().to_string_lossy().into_owned(),
     );
     check(&with_file);
-});
+}

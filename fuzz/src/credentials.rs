@@ -1,12 +1,10 @@
 //! Fuzzes credential extraction: arbitrary `Authorization` and `X-API-Key` values against a
 //! hybrid authenticator (API key, then HS256 JWT). Nothing panics, and nothing but the real key
 //! authenticates (a forged token cannot carry a valid HS256 signature).
-#![no_main]
 
 use std::sync::OnceLock;
 
 use http::{HeaderMap, HeaderValue};
-use libfuzzer_sys::fuzz_target;
 use quietbox_auth::{AuthConfig, AuthMode, Authenticator, Secret};
 
 const KEY: &str = "fuzz-api-key-0123456789abcdef";
@@ -33,7 +31,8 @@ fn authenticator() -> &'static Authenticator {
     })
 }
 
-fuzz_target!(|data: &[u8]| {
+/// One fuzz input; panics when a property above does not hold.
+pub fn run(data: &[u8]) {
     let auth = authenticator();
     let split = data.iter().position(|b| *b == 0).unwrap_or(data.len());
     let (authorization, api_key) = data.split_at(split);
@@ -41,21 +40,24 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(value) = HeaderValue::from_bytes(authorization) {
         headers.insert(http::header::AUTHORIZATION, value);
     }
-    if let Some(rest) = api_key.get(1..) {
-        if let Ok(value) = HeaderValue::from_bytes(rest) {
-            headers.insert("x-api-key", value);
-        }
+    if let Some(rest) = api_key.get(1..)
+        && let Ok(value) = HeaderValue::from_bytes(rest)
+    {
+        headers.insert("x-api-key", value);
     }
     let outcome = runtime().block_on(auth.authenticate(&headers));
     if outcome.is_ok() {
         // Only the configured key (as X-API-Key or Bearer) may pass: no JWT can be forged here.
         let key_given = |v: Option<&HeaderValue>, prefix: &str| {
-            v.and_then(|v| v.to_str().ok())
-                .is_some_and(|s| s.trim().strip_prefix(prefix).is_some_and(|k| k.trim() == KEY))
+            v.and_then(|v| v.to_str().ok()).is_some_and(|s| {
+                s.trim()
+                    .strip_prefix(prefix)
+                    .is_some_and(|k| k.trim() == KEY)
+            })
         };
         assert!(
             key_given(headers.get("x-api-key"), "")
                 || key_given(headers.get(http::header::AUTHORIZATION), "Bearer ")
         );
     }
-});
+}

@@ -1,14 +1,12 @@
 //! Fuzzes the A2A JSON-RPC endpoint end to end: any body POSTed to the router (with a valid
 //! key, on the local provider) is answered with JSON — a result or a JSON-RPC error — never a
 //! panic and never a 5xx.
-#![no_main]
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use axum::Router;
 use axum::body::Body;
-use libfuzzer_sys::fuzz_target;
 use quietbox_runtime::config::{Binary, RawSettings, Settings};
 use tower::ServiceExt;
 
@@ -55,7 +53,8 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-fuzz_target!(|data: &[u8]| {
+/// One fuzz input; panics when a property above does not hold.
+pub fn run(data: &[u8]) {
     let fixture = fixture();
     let request = http::Request::post("/")
         .header("x-api-key", KEY)
@@ -71,4 +70,4 @@ fuzz_target!(|data: &[u8]| {
         "5xx for {:?}",
         String::from_utf8_lossy(data)
     );
-});
+}
