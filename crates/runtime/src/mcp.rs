@@ -1,18 +1,38 @@
 //! The MCP surface of `quietbox-mcp`, on `rmcp`: the tools of DESIGN.md §6 over stdio and
 //! streamable HTTP (`/mcp`).
 //!
-//! Over HTTP, the auth crate's layer authenticates every request (in `MCP_AUTH_MODE=oauth` it is
-//! an OAuth 2.1 resource server that serves `/.well-known/oauth-protected-resource` and answers
-//! 401 with `resource_metadata`); rmcp hands the request's parts to the tool call, where the
-//! principal's scope is checked against the tool's. Over stdio the caller is the local operator.
-//! Mutation tools are hidden and refused with `MCP_ENABLE_MUTATION_TOOLS=false`; an active
-//! incident refuses them through the core, without restart.
+//! Over HTTP, every request to `/mcp` passes, outermost first:
+//! - the `Origin` check ([`AllowedOrigins`], `MCP_ALLOWED_ORIGINS`): 403 `origin_not_allowed`;
+//! - the auth crate's layer (in `MCP_AUTH_MODE=oauth` an OAuth 2.1 resource server that serves
+//!   `/.well-known/oauth-protected-resource` and answers 401 with `resource_metadata`); its 401
+//!   challenge is given `scope="…"`, the scopes of the listed tools, so a client knows what to ask
+//!   for;
+//! - the admission gate: a principal without any scope gets 403 and no session; a `tools/call`
+//!   whose tool needs a scope the principal lacks gets 403 with `WWW-Authenticate: Bearer
+//!   error="insufficient_scope", scope="…"` (MCP 2025-11-25 step-up), before rmcp sees it; a new
+//!   session past the tenant's `MCP_MAX_SESSIONS` (or 4 times it over all tenants) gets 503.
+//!
+//! rmcp then hands the request's parts to the tool call, which checks the scope again (stdio has
+//! no HTTP, so there the refusal is an `isError` result), takes the operation's rate-limit token
+//! and runs it with panics caught, so every call is answered. Over stdio the caller is the local
+//! operator. Mutation tools are hidden and refused with `MCP_ENABLE_MUTATION_TOOLS=false`; an
+//! active incident refuses them through the core, without restart.
 
-use std::sync::Arc;
+mod origin;
+
+use std::collections::{HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::Router;
-use quietbox_auth::http::{AuthLayer, protected_resource_routes};
-use quietbox_auth::{AuthMethod, Principal, Scope, ScopeSet};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
+use quietbox_auth::http::{AuthLayer, AuthRejection, protected_resource_routes};
+use quietbox_auth::{AuthError, AuthMethod, Authenticator, Principal, Reason, Scope, ScopeSet};
+use quietbox_core::ErrorCode;
 use quietbox_core::ports::{NoProgress, ScanProgress};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
@@ -20,20 +40,32 @@ use rmcp::model::{
     ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::SessionId;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::operations;
+pub use origin::{AllowedOrigin, AllowedOrigins, BadOrigin, OriginPort, OriginScheme};
+
+use crate::operations::{self, Operation};
+use crate::problem::ApiError;
 use crate::wiring::App;
 
-/// One tool: its name, the operation it runs, its scope, and how it behaves.
+/// Largest `/mcp` POST body: read whole by the admission gate (to see a `tools/call`'s tool) and
+/// by rmcp; larger bodies get 413.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// All tenants together may hold this many times `MCP_MAX_SESSIONS` live sessions.
+pub const TOTAL_SESSIONS_FACTOR: usize = 4;
+
+/// One tool: its name, the operation it runs (which decides its scope and rate-limit bucket),
+/// and how it behaves.
 struct ToolSpec {
     name: &'static str,
-    operation: &'static str,
+    operation: Operation,
     description: &'static str,
-    scope: Scope,
     mutation: bool,
     idempotent: bool,
     schema: fn() -> Value,
@@ -46,9 +78,8 @@ fn no_args() -> Value {
 const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         name: "get_availability",
-        operation: "availability",
+        operation: Operation::Availability,
         description: "Busy intervals and free slots in the owner's calendar.",
-        scope: Scope::AvailabilityRead,
         mutation: false,
         idempotent: true,
         schema: || {
@@ -63,9 +94,8 @@ const TOOLS: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "scan_inbox",
-        operation: "scan_inbox",
+        operation: Operation::ScanInbox,
         description: "Scans the inbox (incrementally when possible) and triages every message: newsletter, notification, personal, other, with reasons.",
-        scope: Scope::MailScan,
         mutation: false,
         idempotent: true,
         schema: || {
@@ -76,27 +106,24 @@ const TOOLS: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "list_unsubscribe_candidates",
-        operation: "unsubscribe_candidates",
+        operation: Operation::UnsubscribeCandidates,
         description: "Senders worth unsubscribing from, best first, with the method quietbox would use.",
-        scope: Scope::UnsubscribeRead,
         mutation: false,
         idempotent: true,
         schema: no_args,
     },
     ToolSpec {
         name: "unsubscribe_history",
-        operation: "unsubscribe_history",
+        operation: Operation::UnsubscribeHistory,
         description: "Every unsubscribe attempt and its result.",
-        scope: Scope::UnsubscribeRead,
         mutation: false,
         idempotent: true,
         schema: || json!({"type": "object", "properties": {"sender": {"type": "string", "description": "only this sender"}}, "additionalProperties": false}),
     },
     ToolSpec {
         name: "unsubscribe",
-        operation: "unsubscribe",
+        operation: Operation::Unsubscribe,
         description: "Unsubscribes from a sender: RFC 8058 one-click, else mailto, else a recorded link. At most once per sender and list.",
-        scope: Scope::UnsubscribeExecute,
         mutation: true,
         idempotent: true,
         schema: || {
@@ -108,27 +135,24 @@ const TOOLS: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "send_unsubscribe_digest",
-        operation: "unsubscribe_digest",
+        operation: Operation::UnsubscribeDigest,
         description: "Mails the owner a digest of candidates not sent before (send=false previews).",
-        scope: Scope::UnsubscribeDigest,
         mutation: true,
         idempotent: false,
         schema: || json!({"type": "object", "properties": {"send": {"type": "boolean", "description": "send the mail (default true)"}}, "additionalProperties": false}),
     },
     ToolSpec {
         name: "unsubscribe_compliance",
-        operation: "unsubscribe_compliance",
+        operation: Operation::UnsubscribeCompliance,
         description: "Whether unsubscribed senders stopped mailing: pending (inside the grace period), compliant, or violating with the count and the first and last violating dates.",
-        scope: Scope::UnsubscribeRead,
         mutation: false,
         idempotent: true,
         schema: || json!({"type": "object", "properties": {"sender": {"type": "string", "description": "only this sender"}}, "additionalProperties": false}),
     },
     ToolSpec {
         name: "set_sender_decision",
-        operation: "sender_decision",
+        operation: Operation::SenderDecision,
         description: "Records keep (never a candidate again) or auto_archive (its mail leaves the inbox: a Gmail filter plus what is there now) for a sender.",
-        scope: Scope::UnsubscribeExecute,
         mutation: true,
         idempotent: true,
         schema: || {
@@ -148,9 +172,7 @@ pub struct QuietboxMcp {
 
 impl QuietboxMcp {
     fn visible(&self) -> impl Iterator<Item = &'static ToolSpec> + '_ {
-        TOOLS
-            .iter()
-            .filter(|t| !t.mutation || self.app.settings.mcp_enable_mutation_tools)
+        visible_tools(self.app.settings.mcp_enable_mutation_tools)
     }
 
     fn principal(&self, context: &RequestContext<RoleServer>) -> Option<Principal> {
@@ -164,23 +186,62 @@ impl QuietboxMcp {
     }
 }
 
+/// The tools offered: all, or without the mutation tools.
+fn visible_tools(mutation_tools: bool) -> impl Iterator<Item = &'static ToolSpec> {
+    TOOLS.iter().filter(move |t| !t.mutation || mutation_tools)
+}
+
 fn tool(spec: &ToolSpec) -> Tool {
     let schema: JsonObject = match (spec.schema)() {
         Value::Object(map) => map,
         _ => JsonObject::new(),
     };
-    let description = format!("{} Requires scope {}.", spec.description, spec.scope);
+    let description = format!(
+        "{} Requires scope {}.",
+        spec.description,
+        spec.operation.scope()
+    );
     Tool::new(spec.name, description, Arc::new(schema)).with_annotations(
         ToolAnnotations::new()
             .read_only(!spec.mutation)
-            .destructive(spec.mutation && spec.name != "set_sender_decision")
+            .destructive(spec.mutation && spec.operation != Operation::SenderDecision)
             .idempotent(spec.idempotent)
-            .open_world(spec.name == "unsubscribe" || spec.name == "send_unsubscribe_digest"),
+            .open_world(matches!(
+                spec.operation,
+                Operation::Unsubscribe | Operation::UnsubscribeDigest
+            )),
     )
 }
 
 fn failure(text: String) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(text)])
+}
+
+/// What a tool's work gives: the result and its summary, or the message of a refusal.
+type Outcome = Result<(Value, String), String>;
+
+/// Runs a tool's work with its panics caught: a bug reachable from some input must still give
+/// the client an answer (rmcp runs each call in its own task, and a panicking task answers
+/// nothing). `Err` is the JSON-RPC internal error, with the `internal` code in its data.
+async fn guarded(
+    tool: &str,
+    work: impl std::future::Future<Output = Outcome>,
+) -> Result<Outcome, McpError> {
+    match AssertUnwindSafe(work).catch_unwind().await {
+        Ok(outcome) => Ok(outcome),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(tool, panic = ?message, "MCP tool call panicked");
+            Err(McpError::internal_error(
+                format!("{tool} failed on an internal error (logged); the call was not completed"),
+                Some(json!({"code": ErrorCode::Internal.name()})),
+            ))
+        }
+    }
 }
 
 impl ServerHandler for QuietboxMcp {
@@ -211,29 +272,25 @@ impl ServerHandler for QuietboxMcp {
                 None,
             ));
         };
+        let operation = spec.operation;
         let Some(principal) = self.principal(&context) else {
             return Ok(failure("no authenticated principal for this call".into()).into());
         };
-        if !principal.scopes.contains(spec.scope) {
+        // Over HTTP the admission gate answered 403 already; this is stdio's refusal (and the
+        // HTTP one for a request the gate could not read).
+        if !principal.scopes.contains(operation.scope()) {
             return Ok(failure(format!(
                 "insufficient_scope: {} needs scope {}",
-                spec.name, spec.scope
+                spec.name,
+                operation.scope()
             ))
             .into());
         }
-        let operation = match spec.operation {
-            "scan_inbox" => Some("scan"),
-            "unsubscribe" => Some("unsubscribe"),
-            "unsubscribe_digest" => Some("digest"),
-            _ => None,
-        };
-        if let Some(operation) = operation
-            && let Err(limited) = self.app.limiter.check(&principal.tenant, operation).await
-        {
+        if let Err(limited) = operations::admit(&self.app, &principal, operation).await {
             return Ok(failure(limited.to_string()).into());
         }
         let mut args = Value::Object(request.arguments.unwrap_or_default());
-        if spec.name == "send_unsubscribe_digest" && args.get("send").is_none() {
+        if operation == Operation::UnsubscribeDigest && args.get("send").is_none() {
             args["send"] = Value::Bool(true);
         }
         // Progress notifications go through one forwarding task that the call waits for, so
@@ -254,19 +311,20 @@ impl ServerHandler for QuietboxMcp {
             }
             None => (None, None),
         };
-        let outcome = match &progress {
-            Some(progress) => {
-                operations::execute(&self.app, &principal, spec.operation, &args, progress).await
-            }
-            None => {
-                operations::execute(&self.app, &principal, spec.operation, &args, &NoProgress).await
-            }
+        let reporter: &dyn ScanProgress = match &progress {
+            Some(progress) => progress,
+            None => &NoProgress,
         };
+        let outcome = guarded(
+            spec.name,
+            operations::execute(&self.app, &principal, operation.id(), &args, reporter),
+        )
+        .await;
         drop(progress);
         if let Some(forwarder) = forwarder {
             let _ = forwarder.await;
         }
-        Ok(match outcome {
+        Ok(match outcome? {
             Ok((result, summary)) => {
                 let mut done = CallToolResult::success(vec![ContentBlock::text(summary)]);
                 done.structured_content = Some(result);
@@ -297,50 +355,281 @@ fn local_operator() -> Principal {
     }
 }
 
-/// The streamable HTTP router: `/mcp` behind the auth layer, plus the RFC 9728 document.
+/// The streamable HTTP router: `/mcp` behind the `Origin` check, the auth layer and the
+/// admission gate, plus the RFC 9728 document.
 pub fn router(app: App) -> Router {
     let server = QuietboxMcp {
         app: app.clone(),
         local: None,
     };
-    let config = StreamableHttpServerConfig::default()
+    let mut config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(app.settings.mcp_allowed_hosts.clone());
+    config.max_request_body_bytes = MAX_BODY_BYTES;
     let sessions = Arc::new(LocalSessionManager::default());
     let service = StreamableHttpService::new(move || Ok(server.clone()), sessions.clone(), config);
-    let max_sessions = app.settings.mcp_max_sessions;
+    let mutation_tools = app.settings.mcp_enable_mutation_tools;
+    let gate = Arc::new(Gate {
+        mutation_tools,
+        ledger: SessionLedger::new(
+            sessions,
+            app.settings.mcp_max_sessions,
+            app.settings
+                .mcp_max_sessions
+                .saturating_mul(TOTAL_SESSIONS_FACTOR),
+        ),
+    });
+    let scopes = Arc::<str>::from(tool_scopes(mutation_tools));
+    let origins = Arc::new(app.settings.mcp_allowed_origins.clone());
     Router::new()
         .nest_service("/mcp", service)
-        .layer(axum::middleware::from_fn(move |request, next| {
-            session_cap(sessions.clone(), max_sessions, request, next)
-        }))
+        .layer(axum::middleware::from_fn_with_state(gate, admission))
         .layer(AuthLayer::new(app.auth.clone()))
+        .layer(axum::middleware::from_fn_with_state(scopes, name_scopes))
+        .layer(axum::middleware::from_fn_with_state(origins, check_origin))
         .merge(protected_resource_routes(app.auth.clone()))
 }
 
-/// Refuses a request that would open a new MCP session (a POST without `Mcp-Session-Id`) while
-/// `max` sessions are live. rmcp keeps every session until it idles out, so without a cap a
-/// client looping on `initialize` grows memory without bound (the soak test saw 1 GB in 8 s).
-/// Requests within existing sessions are never refused.
-async fn session_cap(
-    sessions: Arc<LocalSessionManager>,
-    max: usize,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let opens_session = request.method() == axum::http::Method::POST
-        && !request.headers().contains_key("mcp-session-id");
-    if opens_session && sessions.sessions.read().await.len() >= max {
-        return crate::problem::ApiError::new(
-            quietbox_core::ErrorCode::NotReady,
-            format!(
-                "{max} MCP sessions are open (MCP_MAX_SESSIONS); close one (DELETE /mcp) or retry when idle ones expire"
-            ),
+/// The scopes of the offered tools, space-separated, in table order.
+fn tool_scopes(mutation_tools: bool) -> String {
+    let scopes: ScopeSet = visible_tools(mutation_tools)
+        .map(|t| t.operation.scope())
+        .collect();
+    scopes
+        .iter()
+        .map(Scope::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// 403 `origin_not_allowed` to a request whose `Origin` is not allowed (MCP 2025-11-25
+/// transports: servers MUST validate it on every request).
+async fn check_origin(
+    State(origins): State<Arc<AllowedOrigins>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let origin = request
+        .headers()
+        .get(header::ORIGIN)
+        .map(HeaderValue::as_bytes);
+    if !origins.allows(origin) {
+        return ApiError::new(
+            ErrorCode::OriginNotAllowed,
+            "this Origin may not use the MCP endpoint (MCP_ALLOWED_ORIGINS lists the allowed ones)",
         )
-        .with_retry_after(std::time::Duration::from_secs(30))
         .into_response();
     }
     next.run(request).await
+}
+
+/// Adds `scope="…"` (the offered tools' scopes) to the auth layer's 401 challenge when it names
+/// none, so a client knows which scopes to ask the authorization server for.
+async fn name_scopes(State(scopes): State<Arc<str>>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if response.status() != axum::http::StatusCode::UNAUTHORIZED {
+        return response;
+    }
+    let Some(challenge) = response
+        .headers()
+        .get(header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return response;
+    };
+    if challenge.contains("scope=") {
+        return response;
+    }
+    let named = format!("{challenge}, scope=\"{scopes}\"");
+    if let Ok(value) = HeaderValue::from_str(&named) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+/// What the admission gate needs: which tools are offered, and the session ledger.
+struct Gate {
+    mutation_tools: bool,
+    ledger: SessionLedger,
+}
+
+/// The parts of a JSON-RPC message the gate reads; everything else is rmcp's.
+#[derive(Deserialize)]
+struct Peek<'a> {
+    #[serde(borrow)]
+    method: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow)]
+    params: Option<PeekParams<'a>>,
+}
+
+#[derive(Deserialize)]
+struct PeekParams<'a> {
+    #[serde(borrow)]
+    name: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The scope the tool of a `tools/call` body needs, when the body is one and names an offered
+/// tool. Anything else (other methods, unknown tools, bodies that are not JSON) is rmcp's to
+/// answer.
+fn called_tool_scope(body: &[u8], mutation_tools: bool) -> Option<Scope> {
+    let peek: Peek<'_> = serde_json::from_slice(body).ok()?;
+    if peek.method.as_deref() != Some("tools/call") {
+        return None;
+    }
+    let name = peek.params?.name?;
+    visible_tools(mutation_tools)
+        .find(|t| t.name == name)
+        .map(|t| t.operation.scope())
+}
+
+/// The challenge of a 403 naming `scopes`: the authenticator's base (`resource_metadata` in
+/// `oauth` mode, else the realm), `error="insufficient_scope"` and the scopes.
+fn insufficient_scope_challenge(auth: Option<&Authenticator>, scopes: &str) -> String {
+    let base = auth
+        .and_then(|a| a.challenge(&AuthError::Unauthenticated(Reason::Missing)))
+        .unwrap_or_else(|| "Bearer realm=\"quietbox\"".to_owned());
+    format!("{base}, error=\"insufficient_scope\", scope=\"{scopes}\"")
+}
+
+/// Inside the auth layer: refuses a principal without any scope (403, no session); answers a
+/// `tools/call` the principal has no scope for with 403 and the step-up challenge; counts new
+/// sessions per tenant.
+async fn admission(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
+    let Some(principal) = request.extensions().get::<Principal>().cloned() else {
+        // The auth layer in front always sets one; without it there is nobody to admit.
+        return AuthRejection::new(AuthError::Unauthenticated(Reason::Missing), None)
+            .into_response();
+    };
+    let auth = request.extensions().get::<Arc<Authenticator>>().cloned();
+    if principal.scopes == ScopeSet::empty() {
+        let all = tool_scopes(gate.mutation_tools);
+        return ApiError::new(
+            ErrorCode::Forbidden,
+            format!("this credential carries no quietbox scope ({all}): it gets no MCP session"),
+        )
+        .with_www_authenticate(insufficient_scope_challenge(auth.as_deref(), &all))
+        .into_response();
+    }
+    if request.method() != Method::POST {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("an MCP message is at most {MAX_BODY_BYTES} bytes"),
+        )
+        .into_response();
+    };
+    if let Some(scope) = called_tool_scope(&bytes, gate.mutation_tools)
+        && !principal.scopes.contains(scope)
+    {
+        return AuthRejection::new(AuthError::Forbidden(scope), auth.as_deref()).into_response();
+    }
+    let opens_session = !parts.headers.contains_key("mcp-session-id");
+    let request = Request::from_parts(parts, axum::body::Body::from(bytes));
+    if !opens_session {
+        return next.run(request).await;
+    }
+    let mut reservation = match gate.ledger.reserve(&principal.tenant).await {
+        Ok(reservation) => reservation,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let response = next.run(request).await;
+    reservation.session = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(SessionId::from);
+    drop(reservation);
+    response
+}
+
+/// Live MCP sessions per tenant. rmcp's session manager knows the sessions (it drops one on
+/// DELETE and when it idles out); the ledger knows whose they are, and forgets ids the manager
+/// no longer holds each time it counts.
+struct SessionLedger {
+    sessions: Arc<LocalSessionManager>,
+    per_tenant: usize,
+    total: usize,
+    tenants: Mutex<HashMap<String, TenantSessions>>,
+}
+
+#[derive(Default)]
+struct TenantSessions {
+    live: HashSet<SessionId>,
+    /// `initialize` requests admitted and not answered yet.
+    opening: usize,
+}
+
+/// A session being opened for a tenant: counted until dropped, when the new session's id (if the
+/// `initialize` succeeded) joins the tenant's live sessions.
+struct Reservation<'a> {
+    ledger: &'a SessionLedger,
+    tenant: String,
+    session: Option<SessionId>,
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        let mut tenants = self
+            .ledger
+            .tenants
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let entry = tenants.entry(self.tenant.clone()).or_default();
+        entry.opening = entry.opening.saturating_sub(1);
+        if let Some(id) = self.session.take() {
+            entry.live.insert(id);
+        }
+    }
+}
+
+impl SessionLedger {
+    fn new(sessions: Arc<LocalSessionManager>, per_tenant: usize, total: usize) -> Self {
+        SessionLedger {
+            sessions,
+            per_tenant,
+            total,
+            tenants: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Admits one more session for `tenant`, or 503 with `Retry-After` when the tenant (or all
+    /// tenants together) are at the cap.
+    async fn reserve(&self, tenant: &str) -> Result<Reservation<'_>, ApiError> {
+        let live = self.sessions.sessions.read().await;
+        let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+        tenants.retain(|_, t| {
+            t.live.retain(|id| live.contains_key(id));
+            !t.live.is_empty() || t.opening > 0
+        });
+        let refuse = |detail: String| {
+            ApiError::new(ErrorCode::NotReady, detail)
+                .with_retry_after(std::time::Duration::from_secs(30))
+        };
+        let opening: usize = tenants.values().map(|t| t.opening).sum();
+        if live.len().saturating_add(opening) >= self.total {
+            return Err(refuse(format!(
+                "{} MCP sessions are open over all tenants ({TOTAL_SESSIONS_FACTOR} x MCP_MAX_SESSIONS); retry when idle ones expire",
+                self.total
+            )));
+        }
+        let entry = tenants.entry(tenant.to_owned()).or_default();
+        if entry.live.len().saturating_add(entry.opening) >= self.per_tenant {
+            return Err(refuse(format!(
+                "{} MCP sessions are open for this tenant (MCP_MAX_SESSIONS, per tenant); close one (DELETE /mcp) or retry when idle ones expire",
+                self.per_tenant
+            )));
+        }
+        entry.opening += 1;
+        Ok(Reservation {
+            ledger: self,
+            tenant: tenant.to_owned(),
+            session: None,
+        })
+    }
 }
 
 /// Serves MCP over stdin/stdout until the client closes it.
@@ -358,4 +647,73 @@ pub async fn serve_stdio(app: App) -> Result<(), String> {
         .await
         .map_err(|e| format!("MCP stdio: {e}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_tool_is_answered_with_an_internal_error() {
+        let answer = guarded("get_availability", async {
+            let minutes: i64 = "9223372036854775807".parse().unwrap();
+            // chrono panics on a delta out of range: stands for any bug reachable from input.
+            let _ = chrono::Duration::minutes(minutes);
+            Ok((Value::Null, String::new()))
+        })
+        .await;
+        let error = answer.expect_err("a panic is an internal error");
+        assert_eq!(error.code, rmcp::model::ErrorCode::INTERNAL_ERROR);
+        assert_eq!(error.data, Some(json!({"code": "internal"})));
+        assert!(
+            error.message.contains("get_availability"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[tokio::test]
+    async fn work_that_does_not_panic_passes_through() {
+        let answer = guarded("t", async { Err("refused".to_owned()) }).await;
+        assert_eq!(answer.ok(), Some(Err("refused".to_owned())));
+    }
+
+    #[test]
+    fn the_gate_reads_the_scope_of_an_offered_tools_call_only() {
+        let call = |name: &str| {
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": {}}})
+                .to_string()
+        };
+        assert_eq!(
+            called_tool_scope(call("unsubscribe").as_bytes(), true),
+            Some(Scope::UnsubscribeExecute)
+        );
+        assert_eq!(
+            called_tool_scope(call("get_availability").as_bytes(), true),
+            Some(Scope::AvailabilityRead)
+        );
+        // A hidden mutation tool is rmcp's to refuse as unknown.
+        assert_eq!(
+            called_tool_scope(call("unsubscribe").as_bytes(), false),
+            None
+        );
+        assert_eq!(called_tool_scope(call("nope").as_bytes(), true), None);
+        assert_eq!(
+            called_tool_scope(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#, true),
+            None
+        );
+        assert_eq!(called_tool_scope(b"not json", true), None);
+    }
+
+    #[test]
+    fn the_challenge_scopes_follow_the_offered_tools() {
+        assert_eq!(
+            tool_scopes(true),
+            "availability:read mail:scan unsubscribe:read unsubscribe:execute unsubscribe:digest"
+        );
+        assert_eq!(
+            tool_scopes(false),
+            "availability:read mail:scan unsubscribe:read"
+        );
+    }
 }

@@ -3,6 +3,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+mod hardening;
 mod rmcp_client;
 mod session_cap;
 
@@ -249,33 +250,22 @@ async fn mutation_tools_are_hidden_and_refused_when_disabled() {
 }
 
 #[tokio::test]
-async fn a_token_without_the_tools_scope_gets_a_tool_error_naming_it() {
+async fn a_token_without_the_tools_scope_is_refused_naming_it() {
     let server = spawn(&[]);
     let mut session = Session::open(
         &server,
         ("authorization", format!("Bearer {}", token("mail:scan"))),
     )
     .await;
-    let result = session.call("list_unsubscribe_candidates", json!({})).await;
-    assert_eq!(result["isError"], true);
-    assert!(
-        result["content"][0]["text"]
-            .as_str()
-            .unwrap()
-            .contains("unsubscribe:read"),
-        "{result}"
-    );
+    for tool in ["list_unsubscribe_candidates", "unsubscribe_compliance"] {
+        let (status, problem) = session
+            .post(json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": tool, "arguments": {}}}))
+            .await;
+        assert_eq!(status, 403, "{tool}: {problem}");
+        assert_eq!(problem["scope"], "unsubscribe:read", "{problem}");
+    }
     let result = session.call("scan_inbox", json!({"limit": 1})).await;
     assert_eq!(result["isError"], false);
-    let result = session.call("unsubscribe_compliance", json!({})).await;
-    assert_eq!(result["isError"], true);
-    assert!(
-        result["content"][0]["text"]
-            .as_str()
-            .unwrap()
-            .contains("unsubscribe:read"),
-        "{result}"
-    );
     let response = reqwest::Client::new()
         .post(server.url("/mcp"))
         .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
@@ -374,6 +364,7 @@ async fn oauth_mode_answers_401_with_resource_metadata_and_checks_the_audience()
         let claims = json!({"sub": "desk-2", "iss": issuer, "aud": aud, "scope": "unsubscribe:read", "exp": now + 600});
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
         header.kid = Some("rsa1".into());
+        header.typ = Some("at+jwt".into());
         jsonwebtoken::encode(
             &header,
             &claims,
