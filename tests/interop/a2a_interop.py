@@ -18,7 +18,7 @@ from a2a.client.transports.jsonrpc import JsonRpcTransport
 from a2a.types import GetTaskRequest, ListTasksRequest, Message, Part, Role, SendMessageRequest, TaskState
 from google.protobuf import struct_pb2
 
-KEY = "interop-key-0123456789"
+KEY = "interop-key-0123456789abcdef0123456789"
 
 
 def start(binary: str, sample: str, data: str) -> tuple[subprocess.Popen, str]:

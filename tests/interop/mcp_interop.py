@@ -15,7 +15,7 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-KEY = "mcp-interop-key-0123456789"
+KEY = "mcp-interop-key-0123456789abcdef012345"
 READ_TOOLS = {"get_availability", "scan_inbox", "list_unsubscribe_candidates", "unsubscribe_history",
               "unsubscribe_compliance"}
 MUTATION_TOOLS = {"unsubscribe", "send_unsubscribe_digest", "set_sender_decision"}

@@ -16,7 +16,7 @@ connections="${2:-200}"
 bins="${3:-target/release}"
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"; exit 1; }
 here=tests/soak
-key="soak-key-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+key="soak-key-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 status=0
 printf '%-6s %9s %8s %8s %7s %9s %9s %6s %6s %s\n' binary requests 2xx refused other rss_warm rss_end fd_w fd_e result

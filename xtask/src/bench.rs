@@ -707,7 +707,7 @@ fn footprint(report: &mut Report, size: &Size, root: &Path, out: &Path) -> Resul
     let body = out.join("logs/health.json");
     std::fs::write(&body, "{\"status\":\"ok\"}")?;
     let env = [
-        ("AGENT_API_KEY", "bench-key"),
+        ("AGENT_API_KEY", "quietbox-bench-key-0123456789abcdef"),
         ("DATA_DIR", &data.display().to_string()),
         (
             "LOCAL_MBOX",

@@ -17,7 +17,7 @@ pub fn run() -> Result<()> {
     let key = std::env::var("AGENT_API_KEY")
         .ok()
         .filter(|k| !k.is_empty())
-        .unwrap_or_else(|| "demo-key".to_owned());
+        .unwrap_or_else(|| "quietbox-demo-key-0123456789abcdef".to_owned());
     let mut env = vec![
         ("AGENT_API_KEY".to_owned(), key.clone()),
         (

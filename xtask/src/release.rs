@@ -147,7 +147,8 @@ fn check_config(root: &Path, bin_dir: &Path) -> Result<String> {
     ]);
     for name in BINARIES {
         let out = Command::new(bin_dir.join(name))
-            .arg("check-config")
+            // The example's secrets are CHANGE-ME placeholders by design.
+            .args(["check-config", "--example"])
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k, v)))
             .output()

@@ -135,7 +135,7 @@ fn api_key() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or_default();
-    format!("smoke-{:x}-{nanos:x}", std::process::id())
+    format!("smoke-key-{:08x}-{nanos:032x}", std::process::id())
 }
 
 fn timed(check: impl Into<String>, f: impl FnOnce() -> Result<String>) -> Row {

@@ -16,7 +16,7 @@ use quietbox_core::ports::{NoProgress, SystemClock};
 use quietbox_core::service::ScanOptions;
 use quietbox_scheduler::{Job, Schedule, Scheduler};
 
-use crate::config::{Binary, Enforcement, Settings};
+use crate::config::{Binary, Enforcement, RawSettings, Settings};
 use crate::http::{HttpLimits, serve, shutdown_signal, with_common_layers};
 use crate::telemetry::init_tracing;
 use crate::wiring::{self, App};
@@ -44,8 +44,14 @@ pub type StdioServe = fn(App) -> futures::future::BoxFuture<'static, Result<(), 
 pub enum Command {
     /// Serve the protocol (the default).
     Serve,
-    /// Load and validate the settings, open the state, then exit.
-    CheckConfig,
+    /// Load and validate the settings, open the state, then exit. Placeholder (`CHANGE-ME`) and
+    /// weak secrets are errors, one line each, except with `--example`.
+    CheckConfig {
+        /// The settings come from an example file (deploy/quietbox.env.example) whose secrets
+        /// are placeholders by design: check everything but them.
+        #[arg(long)]
+        example: bool,
+    },
     /// Authorize quietbox on a Google account (OAuth code + PKCE on a loopback redirect);
     /// writes `GOOGLE_TOKEN_FILE` from `GOOGLE_CLIENT_SECRET_FILE`. Asks for the archiving
     /// scopes (gmail.modify, gmail.settings.basic) only with `--archive` or
@@ -97,17 +103,22 @@ pub enum IncidentAction {
 /// `state` actions.
 #[derive(Debug, Subcommand)]
 pub enum StateAction {
-    /// Write every record as JSON (to a file, or stdout).
+    /// Write every record as JSON (to a file, or stdout). The file is written atomically with
+    /// mode 0600: it holds every scanned message's sender and subject.
     Export {
         /// Output file.
         #[arg(long)]
         file: Option<PathBuf>,
     },
-    /// Replace the state with a JSON export.
+    /// Replace the state with a JSON export. Refused while incident mode is active (the import
+    /// would replace the incident record too), unless `--force`.
     Import {
         /// Input file.
         #[arg(long)]
         file: PathBuf,
+        /// Import even while incident mode is active.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -159,13 +170,35 @@ pub fn main_with_stdio(
         );
         return ExitCode::from(2);
     }
-    let settings = match Settings::load(binary) {
+    let raw = match RawSettings::load() {
+        Ok(raw) => raw,
+        Err(error) => {
+            eprintln!("{}: configuration error: {error}", binary.name());
+            return ExitCode::from(2);
+        }
+    };
+    let settings = match Settings::from_raw(binary, &raw) {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("{}: configuration error: {error}", binary.name());
             return ExitCode::from(2);
         }
     };
+    let command = cli.command.unwrap_or(Command::Serve);
+    // A weak or placeholder secret stops `serve` (whatever the transport) and fails
+    // `check-config`; the other subcommands authenticate nobody.
+    if matches!(
+        command,
+        Command::Serve | Command::CheckConfig { example: false }
+    ) {
+        let problems = raw.secret_problems();
+        if !problems.is_empty() {
+            for problem in &problems {
+                eprintln!("{}: configuration error: {problem}", binary.name());
+            }
+            return ExitCode::from(2);
+        }
+    }
     init_tracing(settings.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -177,7 +210,6 @@ pub fn main_with_stdio(
             return ExitCode::FAILURE;
         }
     };
-    let command = cli.command.unwrap_or(Command::Serve);
     let outcome = match (&command, stdio) {
         (Command::Serve, Some(stdio)) if cli.transport == "stdio" => runtime.block_on(async move {
             let app = wiring::build(settings).await.map_err(|e| e.to_string())?;
@@ -222,7 +254,7 @@ async fn run(
             println!("wrote {}", settings.google_token_file.display());
             Ok(())
         }
-        Command::CheckConfig => {
+        Command::CheckConfig { .. } => {
             wiring::build(settings).await.map_err(|e| e.to_string())?;
             println!("configuration ok");
             Ok(())
@@ -289,12 +321,25 @@ async fn run(
                     let json =
                         serde_json::to_string_pretty(&snapshot).map_err(|e| e.to_string())?;
                     match file {
-                        Some(path) => std::fs::write(&path, json)
-                            .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+                        Some(path) => {
+                            quietbox_state::files::write_atomically(&path, json.as_bytes())
+                                .map_err(|e| format!("cannot write {}: {e}", path.display()))?
+                        }
                         None => println!("{json}"),
                     }
                 }
-                StateAction::Import { file } => {
+                StateAction::Import { file, force } => {
+                    if let Some(incident) = state.incident().await.map_err(|e| e.to_string())?
+                        && incident.is_active(chrono::Utc::now())
+                        && !force
+                    {
+                        return Err(format!(
+                            "incident mode is active until {} ({}); an import would replace it: \
+                             end it first (`incident end`) or pass --force",
+                            incident.until.to_rfc3339(),
+                            incident.reason
+                        ));
+                    }
                     let text = std::fs::read_to_string(&file)
                         .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
                     let snapshot = serde_json::from_str(&text)

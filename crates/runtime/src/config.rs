@@ -354,6 +354,54 @@ fn fetch_url(variable: &'static str, value: &str) -> Result<String, SettingsErro
     Ok(value)
 }
 
+/// The fewest bytes `serve` accepts in `AGENT_API_KEY` and `AUTH_JWT_SECRET`: a shorter HS256
+/// secret can be brute-forced from one token, a shorter key guessed.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The placeholder the example files put where a secret goes (matched in any case).
+pub const PLACEHOLDER: &str = "CHANGE-ME";
+
+impl RawSettings {
+    /// The placeholder and weak secrets of these layers, one error per variable (never showing
+    /// the value): any value containing [`PLACEHOLDER`] in any case, and an `AGENT_API_KEY` or
+    /// `AUTH_JWT_SECRET` shorter than [`MIN_SECRET_BYTES`]. `serve` refuses to start on any of
+    /// them and `check-config` reports them, except `check-config --example`, which checks an
+    /// example file that holds placeholders by design.
+    pub fn secret_problems(&self) -> Vec<SettingsError> {
+        let mut problems = Vec::new();
+        for variable in VARIABLES {
+            let Some(value) = self.get(variable.name) else {
+                continue;
+            };
+            if value.to_ascii_uppercase().contains(PLACEHOLDER) {
+                problems.push(SettingsError::new(
+                    variable.name,
+                    format!("holds the placeholder {PLACEHOLDER}; set the real value"),
+                ));
+            } else if matches!(variable.name, "AGENT_API_KEY" | "AUTH_JWT_SECRET")
+                && value.len() < MIN_SECRET_BYTES
+            {
+                problems.push(SettingsError::new(
+                    variable.name,
+                    format!(
+                        "is shorter than {MIN_SECRET_BYTES} bytes; use a random value such as `openssl rand -hex 32`"
+                    ),
+                ));
+            }
+        }
+        problems
+    }
+}
+
+/// A URL quietbox fetches keys or metadata from: https, or http to a loopback host only (the
+/// auth crate's rule, so that `check-config` refuses what start-up refuses).
+fn fetch_url(variable: &'static str, value: &str) -> Result<String, SettingsError> {
+    let value = http_url(variable, value)?;
+    quietbox_auth::validate_fetch_url(&value)
+        .map_err(|e| SettingsError::new(variable, e.to_string()))?;
+    Ok(value)
+}
+
 const AUTH_MODES: &[(&str, &str)] = &[("api_key", "api_key"), ("jwt", "jwt"), ("hybrid", "hybrid")];
 
 impl Settings {
@@ -757,6 +805,34 @@ mod tests {
         assert_eq!(a2a.bind_addr.to_string(), "127.0.0.1:8081");
         assert_eq!(a2a.local_account, "owner@example.org");
         assert_eq!(a2a.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn placeholder_and_short_secrets_are_named_never_shown() {
+        let raw = |pairs: &[(&str, &str)]| RawSettings::load_from(&env(pairs)).unwrap();
+        let long = "0123456789abcdef0123456789abcdef";
+        assert!(
+            raw(&[("AGENT_API_KEY", long), ("AUTH_JWT_SECRET", long)])
+                .secret_problems()
+                .is_empty()
+        );
+        let problems = raw(&[
+            ("AGENT_API_KEY", "short-key1"),
+            ("AUTH_JWT_SECRET", "0123456789abcdef0123456789abcde"),
+            ("DATABASE_URL", "postgres://q:change-me-please@db/q"),
+        ])
+        .secret_problems();
+        let mut named: Vec<&str> = problems.iter().map(|p| p.variable).collect();
+        named.sort_unstable();
+        assert_eq!(named, ["AGENT_API_KEY", "AUTH_JWT_SECRET", "DATABASE_URL"]);
+        let shown: String = problems.iter().map(|p| format!("{p}\n")).collect();
+        for value in ["short-key1", "0123456789abcdef", "please"] {
+            assert!(!shown.contains(value), "{shown}");
+        }
+        let placeholder = raw(&[("AGENT_API_KEY", "CHANGE-ME-api-key-from-openssl-rand-hex-32")])
+            .secret_problems();
+        assert_eq!(placeholder.len(), 1);
+        assert!(placeholder[0].problem.contains("CHANGE-ME"));
     }
 
     #[test]

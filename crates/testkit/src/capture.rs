@@ -91,7 +91,7 @@ pub fn spawn(binary_path: &str, env: &[(String, String)]) -> Captured {
 /// Distinctive secrets for the log tests: none of them may ever appear in a binary's output.
 pub mod secrets {
     /// `AGENT_API_KEY`.
-    pub const API_KEY: &str = "qbk-live-7f3a9c2e1b5d4a60";
+    pub const API_KEY: &str = "qbk-live-7f3a9c2e1b5d4a60e8f9a0b1";
     /// `AUTH_JWT_SECRET` (HS256).
     pub const JWT_SECRET: &str = "hs256-secret-c0ffee-9a8b7c6d5e4f3a2b";
     /// The Google refresh token in `token.json`.

@@ -22,7 +22,7 @@ use crate::binary::{self, Server, with};
 use crate::one_click::Endpoint;
 
 /// The API key every crash run uses (`AUTH_MODE=api_key`).
-pub const API_KEY: &str = "crash-test-api-key-0123456789";
+pub const API_KEY: &str = crate::API_KEY;
 /// New newsletter senders appended to the mailbox each cycle, so every digest has fresh links.
 pub const SENDERS_PER_CYCLE: usize = 4;
 

@@ -35,6 +35,13 @@ pub mod serve;
 
 pub use google_extra::TokenOutage;
 
+/// The API key the real-binary suites configure (`AGENT_API_KEY`): at least 32 bytes, as serve
+/// refuses shorter keys. The one place tests take it from.
+pub const API_KEY: &str = "quietbox-test-api-key-0123456789abcdef";
+
+/// The HS256 secret the real-binary suites configure (`AUTH_JWT_SECRET`): at least 32 bytes.
+pub const JWT_SECRET: &str = "quietbox-test-hs256-secret-0123456789abcdef";
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

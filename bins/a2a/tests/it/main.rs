@@ -7,8 +7,8 @@ use quietbox_testkit::binary::{self, Server, with};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_quietbox-a2a");
-const KEY: &str = "a2a-test-key-0123456789";
-const SECRET: &str = "a2a-jwt-secret-0123456789abcdef";
+const KEY: &str = quietbox_testkit::API_KEY;
+const SECRET: &str = quietbox_testkit::JWT_SECRET;
 
 fn env(dir: &std::path::Path, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let base = with(

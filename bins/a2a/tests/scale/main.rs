@@ -11,7 +11,7 @@ use quietbox_testkit::binary::{self, Server, with};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_quietbox-a2a");
-const KEY: &str = "a2a-scale-key-0123456789";
+const KEY: &str = quietbox_testkit::API_KEY;
 
 async fn call(server: &Server, body: Value) -> Value {
     reqwest::Client::new()

@@ -17,7 +17,7 @@ use quietbox_testkit::{FakeGoogle, FakeMessage, Faults, TokenOutage};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_quietbox-api");
-const KEY: &str = "faults-test-api-key-0123456789";
+const KEY: &str = quietbox_testkit::API_KEY;
 const RSA1_PEM: &str = include_str!("../../../../crates/auth/tests/keys/rsa1.pem");
 const RSA1_JWKS: &str = include_str!("../../../../crates/auth/tests/keys/rsa1.jwks.json");
 

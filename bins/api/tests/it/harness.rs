@@ -6,8 +6,8 @@ pub use quietbox_testkit::binary::Server;
 use quietbox_testkit::binary::{self, with};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_quietbox-api");
-pub const KEY: &str = "test-api-key-0123456789";
-pub const SECRET: &str = "test-jwt-secret-0123456789abcdef";
+pub const KEY: &str = quietbox_testkit::API_KEY;
+pub const SECRET: &str = quietbox_testkit::JWT_SECRET;
 
 /// The environment every test starts from: hybrid auth, the sample data.
 pub fn base_env(dir: &std::path::Path) -> Vec<(String, String)> {

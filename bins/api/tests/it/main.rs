@@ -5,3 +5,4 @@
 mod harness;
 mod operations;
 mod routes;
+mod secrets_and_state;

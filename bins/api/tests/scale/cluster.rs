@@ -9,7 +9,7 @@ use quietbox_testkit::redis_server::RedisServer;
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_quietbox-api");
-pub const KEY: &str = "test-api-key-0123456789";
+pub const KEY: &str = quietbox_testkit::API_KEY;
 
 /// A fresh schema in the test database, or `None` (with a printed reason) when there is none.
 pub struct Postgres {

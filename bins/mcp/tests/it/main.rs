@@ -11,8 +11,8 @@ use quietbox_testkit::binary::{self, Server, with};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_quietbox-mcp");
-const KEY: &str = "mcp-test-key-0123456789";
-const SECRET: &str = "mcp-jwt-secret-0123456789abcdef";
+const KEY: &str = quietbox_testkit::API_KEY;
+const SECRET: &str = quietbox_testkit::JWT_SECRET;
 const RSA1_PEM: &str = include_str!("../../../../crates/auth/tests/keys/rsa1.pem");
 const RSA1_JWKS: &str = include_str!("../../../../crates/auth/tests/keys/rsa1.jwks.json");
 
