@@ -292,10 +292,10 @@ fn unfit(jwk: &Jwk) -> Option<Unfit> {
     {
         return Some(Unfit::NoVerifyOp);
     }
-    if let AlgorithmParameters::RSA(params) = &jwk.algorithm {
-        if rsa_modulus_bits(&params.n).is_none_or(|bits| bits < MIN_RSA_BITS) {
-            return Some(Unfit::RsaTooSmall);
-        }
+    if let AlgorithmParameters::RSA(params) = &jwk.algorithm
+        && rsa_modulus_bits(&params.n).is_none_or(|bits| bits < MIN_RSA_BITS)
+    {
+        return Some(Unfit::RsaTooSmall);
     }
     None
 }

@@ -151,10 +151,10 @@ impl JwtVerifier {
             .ok_or(Reason::BadAlgorithm)?;
         let data = jsonwebtoken::decode::<Claims>(token, &key.key, validation)
             .map_err(|e| reason_of(e.kind()))?;
-        if let Some(iat) = data.claims.iat {
-            if iat > unix_now() + self.rules.leeway.as_secs_f64() {
-                return Err(Reason::IssuedInFuture);
-            }
+        if let Some(iat) = data.claims.iat
+            && iat > unix_now() + self.rules.leeway.as_secs_f64()
+        {
+            return Err(Reason::IssuedInFuture);
         }
         self.principal(data.claims)
     }
