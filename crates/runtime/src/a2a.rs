@@ -7,6 +7,14 @@
 //! with a data part `{"skill": "...", "args": {...}}` or a short text command. Every skill needs
 //! the same scope as its REST route; a missing scope is a 403 naming it, as on every surface.
 //! Tasks are stored through the state port, so `GetTask` works from any process.
+//!
+//! A task belongs to the principal (tenant and subject) that created it: another principal's
+//! `GetTask`, `CancelTask`, `SubscribeToTask` or message naming its `taskId` is answered
+//! TaskNotFound (-32001), `ListTasks` lists only the caller's tasks, and reading or cancelling a
+//! task needs the scope of its skill. Every skill takes a token of its rate-limit budget
+//! ([`operations::admit`]). Requests are bounded ([`limits`]), stored tasks are pruned by age and
+//! count (`A2A_TASK_TTL_H`, `A2A_MAX_TASKS`), and a skill that panics fails its task with the
+//! `internal` error code instead of leaving it working.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -19,13 +27,15 @@ use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
+use futures::FutureExt;
 use quietbox_auth::http::{AuthLayer, AuthRejection};
 use quietbox_auth::{AuthError, Principal, Scope};
+use quietbox_core::ErrorCode;
 use quietbox_core::ports::{NoProgress, ScanProgress};
-use quietbox_core::store::{TaskQuery, TaskRecord};
+use quietbox_core::store::{TaskOwner, TaskQuery, TaskRecord, TaskRetention};
 use serde_json::{Value, json};
 
-use crate::operations;
+use crate::operations::{self, Operation};
 use crate::wiring::App;
 
 /// The protocol version this agent speaks.
@@ -40,7 +50,19 @@ mod codes {
     pub const INTERNAL: i64 = -32603;
     pub const TASK_NOT_FOUND: i64 = -32001;
     pub const TASK_NOT_CANCELABLE: i64 = -32002;
+    pub const UNSUPPORTED_OPERATION: i64 = -32004;
     pub const VERSION_NOT_SUPPORTED: i64 = -32009;
+}
+
+/// What one request may ask of the agent; past a limit the request is refused with an error
+/// naming it.
+pub mod limits {
+    /// Requests in one JSON-RPC batch (-32600 past it).
+    pub const MAX_BATCH: usize = 16;
+    /// Parts in one message (-32602 past it).
+    pub const MAX_PARTS: usize = 32;
+    /// Bytes of one message's JSON, as the task's history stores it (-32602 past it).
+    pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 }
 
 /// Streaming tasks running in this process, so `CancelTask` can stop them.
@@ -73,75 +95,76 @@ impl ScanProgress for ChannelProgress {
     }
 }
 
-/// One skill: id, description, scope, examples.
+/// One skill: its operation (id, scope and rate-limit budget), name, description, examples.
 struct Skill {
-    id: &'static str,
+    operation: Operation,
     name: &'static str,
     description: &'static str,
-    scope: Scope,
     examples: &'static [&'static str],
+}
+
+impl Skill {
+    fn id(&self) -> &'static str {
+        self.operation.id()
+    }
+
+    fn scope(&self) -> Scope {
+        self.operation.scope()
+    }
 }
 
 const SKILLS: &[Skill] = &[
     Skill {
-        id: "availability",
+        operation: Operation::Availability,
         name: "Calendar availability",
         description: "Busy intervals and free slots. Args: start, end (RFC 3339), slot_minutes, tz.",
-        scope: Scope::AvailabilityRead,
         examples: &[
             "availability",
             "{\"skill\":\"availability\",\"args\":{\"tz\":\"Europe/Paris\",\"slot_minutes\":60}}",
         ],
     },
     Skill {
-        id: "scan_inbox",
+        operation: Operation::ScanInbox,
         name: "Inbox scan and triage",
         description: "Scans the inbox (incrementally when possible) and triages every message. Args: query, limit.",
-        scope: Scope::MailScan,
         examples: &["scan inbox"],
     },
     Skill {
-        id: "unsubscribe_candidates",
+        operation: Operation::UnsubscribeCandidates,
         name: "Unsubscribe candidates",
         description: "Senders worth leaving, ranked, with the method quietbox would use.",
-        scope: Scope::UnsubscribeRead,
         examples: &["candidates"],
     },
     Skill {
-        id: "unsubscribe_history",
+        operation: Operation::UnsubscribeHistory,
         name: "Unsubscribe history",
         description: "Every unsubscribe attempt. Args: sender.",
-        scope: Scope::UnsubscribeRead,
         examples: &["history"],
     },
     Skill {
-        id: "unsubscribe",
+        operation: Operation::Unsubscribe,
         name: "Unsubscribe",
         description: "Unsubscribes from a sender (RFC 8058 one-click, mailto, or a recorded link), at most once. Args: sender or candidate_id, dry_run.",
-        scope: Scope::UnsubscribeExecute,
         examples: &["unsubscribe news@example.com"],
     },
     Skill {
-        id: "unsubscribe_digest",
+        operation: Operation::UnsubscribeDigest,
         name: "Unsubscribe digest",
         description: "Previews or sends the digest of new candidates. Args: send.",
-        scope: Scope::UnsubscribeDigest,
         examples: &["digest"],
     },
     Skill {
-        id: "sender_decision",
+        operation: Operation::SenderDecision,
         name: "Sender decision",
         description: "Records keep (never a candidate again) or auto_archive (its mail leaves the inbox) for a sender. Args: sender, decision.",
-        scope: Scope::UnsubscribeExecute,
         examples: &[
             "{\"skill\":\"sender_decision\",\"args\":{\"sender\":\"a@example.com\",\"decision\":\"keep\"}}",
         ],
     },
     Skill {
-        id: "unsubscribe_compliance",
+        operation: Operation::UnsubscribeCompliance,
         name: "Unsubscribe compliance",
         description: "Whether unsubscribed senders stopped: pending (inside the grace period), compliant, or violating with count and first/last violating dates. Args: sender.",
-        scope: Scope::UnsubscribeRead,
         examples: &["compliance", "who is still sending after unsubscribe"],
     },
 ];
@@ -180,8 +203,8 @@ fn agent_card(app: &App, url: &str) -> Value {
     }
     let skills: Vec<Value> = SKILLS
         .iter()
-        .map(|s| json!({"id": s.id, "name": s.name, "description": format!("{} Requires scope {}.", s.description, s.scope),
-            "tags": [s.scope.as_str()], "examples": s.examples, "inputModes": ["text/plain", "application/json"], "outputModes": ["application/json", "text/plain"]}))
+        .map(|s| json!({"id": s.id(), "name": s.name, "description": format!("{} Requires scope {}.", s.description, s.scope()),
+            "tags": [s.scope().as_str()], "examples": s.examples, "inputModes": ["text/plain", "application/json"], "outputModes": ["application/json", "text/plain"]}))
         .collect();
     json!({
         "name": "quietbox",
@@ -266,14 +289,28 @@ async fn rpc(
             ))
             .into_response();
         }
+        if batch.len() > limits::MAX_BATCH {
+            return axum::Json(rpc_error(
+                &Value::Null,
+                codes::INVALID_REQUEST,
+                format!(
+                    "a batch holds at most {} requests; this one has {}",
+                    limits::MAX_BATCH,
+                    batch.len()
+                ),
+            ))
+            .into_response();
+        }
         let mut answers = Vec::new();
         for request in batch {
             let id = request.get("id").cloned().unwrap_or(Value::Null);
-            if request.get("method").and_then(Value::as_str) == Some("SendStreamingMessage") {
+            if let Some(method @ ("SendStreamingMessage" | "SubscribeToTask")) =
+                request.get("method").and_then(Value::as_str)
+            {
                 answers.push(rpc_error(
                     &id,
                     codes::INVALID_REQUEST,
-                    "SendStreamingMessage cannot be batched",
+                    format!("{method} cannot be batched"),
                 ));
                 continue;
             }
@@ -288,8 +325,13 @@ async fn rpc(
         return axum::Json(Value::Array(answers)).into_response();
     }
     let id = parsed.get("id").cloned().unwrap_or(Value::Null);
-    if parsed.get("method").and_then(Value::as_str) == Some("SendStreamingMessage") {
-        return match stream(&app, &principal, &parsed).await {
+    let streamed = match parsed.get("method").and_then(Value::as_str) {
+        Some("SendStreamingMessage") => Some(stream(&app, &principal, &parsed).await),
+        Some("SubscribeToTask") => Some(subscribe(&app, &principal, &parsed).await),
+        _ => None,
+    };
+    if let Some(streamed) = streamed {
+        return match streamed {
             Ok(response) => response,
             Err(Failure::Rpc(code, message)) => {
                 axum::Json(rpc_error(&id, code, message)).into_response()
@@ -343,72 +385,12 @@ async fn dispatch(
             let (task, _) = run_message(app, principal, &params).await?;
             Ok(json!({ "task": task }))
         }
-        "GetTask" => Ok(stored_task(app, &params, method).await?.1.payload),
-        "ListTasks" => {
-            let query = TaskQuery {
-                context_id: params
-                    .get("contextId")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                state: params
-                    .get("status")
-                    .and_then(Value::as_str)
-                    .filter(|s| *s != "TASK_STATE_UNSPECIFIED")
-                    .map(str::to_owned),
-                page_size: params.get("pageSize").and_then(Value::as_u64).unwrap_or(0) as usize,
-                page_token: params
-                    .get("pageToken")
-                    .and_then(Value::as_str)
-                    .filter(|t| !t.is_empty())
-                    .map(str::to_owned),
-                owner: None,
-                skills: None,
-            };
-            let page = app
-                .state
-                .list_tasks(query)
-                .await
-                .map_err(|e| Failure::Rpc(codes::INVALID_PARAMS, e.to_string()))?;
-            let size = page.tasks.len();
-            Ok(
-                json!({"tasks": page.tasks.into_iter().map(|t| t.payload).collect::<Vec<_>>(),
-                "nextPageToken": page.next_page_token.unwrap_or_default(), "pageSize": size, "totalSize": page.total_size}),
-            )
+        "GetTask" => {
+            let id = task_id_param(&params, method)?;
+            Ok(visible_task(app, principal, id).await?.payload)
         }
-        "CancelTask" => {
-            let (id, record) = stored_task(app, &params, method).await?;
-            let id = id.as_str();
-            let not_cancelable = |state: &str| {
-                Failure::Rpc(
-                    codes::TASK_NOT_CANCELABLE,
-                    format!("task {id} is {state}; it can no longer be canceled"),
-                )
-            };
-            let handle = running().lock().ok().and_then(|mut r| r.remove(id));
-            match handle {
-                Some(handle) => handle.abort(),
-                // Running on another replica (the store is shared): it is marked canceled here,
-                // and the store keeps that against the other replica's later final write.
-                None if quietbox_state::FINAL_TASK_STATES.contains(&record.state.as_str()) => {
-                    return Err(not_cancelable(&record.state));
-                }
-                None => {}
-            }
-            let mut task = record.payload;
-            task["status"] = status(
-                "TASK_STATE_CANCELED",
-                &record.context_id,
-                id,
-                Some("canceled by request"),
-            );
-            save(app, &task, "TASK_STATE_CANCELED").await?;
-            // The task may have finished on its replica between the read and the write.
-            let (_, stored) = stored_task(app, &params, method).await?;
-            if stored.state != "TASK_STATE_CANCELED" {
-                return Err(not_cancelable(&stored.state));
-            }
-            Ok(task)
-        }
+        "ListTasks" => list_tasks(app, principal, &params).await,
+        "CancelTask" => cancel_task(app, principal, &params).await,
         "GetExtendedAgentCard" => Ok(agent_card(app, url)),
         other => Err(Failure::Rpc(
             codes::METHOD_NOT_FOUND,
@@ -417,24 +399,161 @@ async fn dispatch(
     }
 }
 
-/// The task named by `params.id`: -32602 without an id, -32001 when it does not exist.
-async fn stored_task(
-    app: &App,
-    params: &Value,
-    method: &str,
-) -> Result<(String, TaskRecord), Failure> {
-    let id = params
+/// The owner recorded for the tasks `principal` creates.
+fn owner_of(principal: &Principal) -> TaskOwner {
+    TaskOwner {
+        tenant: principal.tenant.clone(),
+        subject: principal.subject.clone(),
+    }
+}
+
+/// The scopes needed to read or cancel `record`: its skill's, or every skill's for a task
+/// stored before skills were recorded.
+fn task_scopes(record: &TaskRecord) -> Vec<Scope> {
+    match record.skill.as_deref().and_then(Operation::from_id) {
+        Some(operation) => vec![operation.scope()],
+        None => SKILLS.iter().map(Skill::scope).collect(),
+    }
+}
+
+/// `params.id`, or -32602.
+fn task_id_param<'a>(params: &'a Value, method: &str) -> Result<&'a str, Failure> {
+    params
         .get("id")
         .and_then(Value::as_str)
-        .ok_or_else(|| Failure::Rpc(codes::INVALID_PARAMS, format!("{method} needs params.id")))?;
+        .ok_or_else(|| Failure::Rpc(codes::INVALID_PARAMS, format!("{method} needs params.id")))
+}
+
+/// The task `id` as `principal` may see it: -32001 when it does not exist or belongs to another
+/// principal (the two are not told apart), a 403 naming the scope when the principal lacks the
+/// scope of the task's skill.
+async fn visible_task(app: &App, principal: &Principal, id: &str) -> Result<TaskRecord, Failure> {
     let record = app
         .state
         .get_task(id)
         .await
         .map_err(|e| Failure::Rpc(codes::INTERNAL, e.to_string()))?;
     let record = record
+        .filter(|r| r.owner == owner_of(principal))
         .ok_or_else(|| Failure::Rpc(codes::TASK_NOT_FOUND, format!("task {id} not found")))?;
-    Ok((id.to_owned(), record))
+    for scope in task_scopes(&record) {
+        principal.require(scope)?;
+    }
+    Ok(record)
+}
+
+/// `ListTasks`: the caller's tasks of the skills whose scopes it holds. Artifacts only with
+/// `includeArtifacts: true` and the last `historyLength` messages of each history (A2A 1.0), so
+/// that a page stays small.
+async fn list_tasks(app: &App, principal: &Principal, params: &Value) -> Result<Value, Failure> {
+    let readable: Vec<String> = SKILLS
+        .iter()
+        .filter(|s| principal.scopes.contains(s.scope()))
+        .map(|s| s.id().to_owned())
+        .collect();
+    let query = TaskQuery {
+        context_id: params
+            .get("contextId")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        state: params
+            .get("status")
+            .and_then(Value::as_str)
+            .filter(|s| *s != "TASK_STATE_UNSPECIFIED")
+            .map(str::to_owned),
+        page_size: params
+            .get("pageSize")
+            .and_then(Value::as_u64)
+            .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+        page_token: params
+            .get("pageToken")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned),
+        owner: Some(owner_of(principal)),
+        // Every skill readable: no filter, so tasks stored before skills were recorded show too.
+        skills: (readable.len() < SKILLS.len()).then_some(readable),
+    };
+    let include_artifacts = params
+        .get("includeArtifacts")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let history_length = params
+        .get("historyLength")
+        .and_then(Value::as_u64)
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let page = app
+        .state
+        .list_tasks(query)
+        .await
+        .map_err(|e| Failure::Rpc(codes::INVALID_PARAMS, e.to_string()))?;
+    let size = page.tasks.len();
+    let tasks: Vec<Value> = page
+        .tasks
+        .into_iter()
+        .map(|t| {
+            let mut task = t.payload;
+            if let Some(task) = task.as_object_mut() {
+                if !include_artifacts {
+                    task.remove("artifacts");
+                }
+                if let (Some(keep), Some(Value::Array(history))) =
+                    (history_length, task.get_mut("history"))
+                {
+                    let drop = history.len().saturating_sub(keep);
+                    history.drain(..drop);
+                }
+            }
+            task
+        })
+        .collect();
+    Ok(
+        json!({"tasks": tasks, "nextPageToken": page.next_page_token.unwrap_or_default(),
+            "pageSize": size, "totalSize": page.total_size}),
+    )
+}
+
+async fn cancel_task(app: &App, principal: &Principal, params: &Value) -> Result<Value, Failure> {
+    let id = task_id_param(params, "CancelTask")?;
+    let record = visible_task(app, principal, id).await?;
+    let not_cancelable = |state: &str| {
+        Failure::Rpc(
+            codes::TASK_NOT_CANCELABLE,
+            format!("task {id} is {state}; it can no longer be canceled"),
+        )
+    };
+    let handle = running().lock().ok().and_then(|mut r| r.remove(id));
+    match handle {
+        Some(handle) => handle.abort(),
+        // Running on another replica (the store is shared): it is marked canceled here,
+        // and the store keeps that against the other replica's later final write.
+        None if quietbox_state::FINAL_TASK_STATES.contains(&record.state.as_str()) => {
+            return Err(not_cancelable(&record.state));
+        }
+        None => {}
+    }
+    let mut task = record.payload;
+    task["status"] = status(
+        "TASK_STATE_CANCELED",
+        &record.context_id,
+        id,
+        Some("canceled by request"),
+    );
+    let meta = TaskMeta {
+        owner: record.owner,
+        skill: record.skill,
+    };
+    save(app, &task, "TASK_STATE_CANCELED", &meta).await?;
+    // The task may have finished on its replica between the read and the write.
+    let stored = app
+        .state
+        .get_task(id)
+        .await
+        .map_err(|e| Failure::Rpc(codes::INTERNAL, e.to_string()))?;
+    match stored {
+        Some(stored) if stored.state != "TASK_STATE_CANCELED" => Err(not_cancelable(&stored.state)),
+        _ => Ok(task),
+    }
 }
 
 /// Which skill a message asks for, and its arguments.
@@ -449,12 +568,12 @@ fn select_skill(message: &Value) -> Result<(&'static Skill, Value), Failure> {
                 "params.message.parts must be a non-empty array".into(),
             )
         })?;
-    let known = || SKILLS.iter().map(|s| s.id).collect::<Vec<_>>().join(", ");
+    let known = || SKILLS.iter().map(|s| s.id()).collect::<Vec<_>>().join(", ");
     for part in parts {
         if let Some(data) = part.get("data")
             && let Some(name) = data.get("skill").and_then(Value::as_str)
         {
-            let skill = SKILLS.iter().find(|s| s.id == name).ok_or_else(|| {
+            let skill = SKILLS.iter().find(|s| s.id() == name).ok_or_else(|| {
                 Failure::Rpc(
                     codes::INVALID_PARAMS,
                     format!("unknown skill {name:?}; skills: {}", known()),
@@ -470,7 +589,7 @@ fn select_skill(message: &Value) -> Result<(&'static Skill, Value), Failure> {
         .join(" ");
     let words: Vec<&str> = text.split_whitespace().collect();
     let lower = text.to_ascii_lowercase();
-    let pick = |id: &str| SKILLS.iter().find(|s| s.id == id);
+    let pick = |id: &str| SKILLS.iter().find(|s| s.id() == id);
     let chosen = if lower.starts_with("unsubscribe ") && words.len() >= 2 {
         pick("unsubscribe").map(|s| {
             (
@@ -511,24 +630,68 @@ struct Prepared {
     task_id: String,
     context_id: String,
     history: Vec<Value>,
+    meta: TaskMeta,
+}
+
+/// What a stored task records besides its document: who owns it and which skill it runs.
+struct TaskMeta {
+    owner: TaskOwner,
+    skill: Option<String>,
+}
+
+/// Refuses a message past [`limits::MAX_PARTS`] or [`limits::MAX_MESSAGE_BYTES`].
+fn check_message_limits(message: &Value) -> Result<(), Failure> {
+    let parts = message
+        .get("parts")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    if parts > limits::MAX_PARTS {
+        return Err(Failure::Rpc(
+            codes::INVALID_PARAMS,
+            format!(
+                "a message holds at most {} parts; this one has {parts}",
+                limits::MAX_PARTS
+            ),
+        ));
+    }
+    let bytes = serde_json::to_vec(message).map_or(usize::MAX, |b| b.len());
+    if bytes > limits::MAX_MESSAGE_BYTES {
+        return Err(Failure::Rpc(
+            codes::INVALID_PARAMS,
+            format!(
+                "a message is stored up to {} bytes of JSON; this one has {bytes}",
+                limits::MAX_MESSAGE_BYTES
+            ),
+        ));
+    }
+    Ok(())
 }
 
 async fn prepare(app: &App, principal: &Principal, params: &Value) -> Result<Prepared, Failure> {
     let message = params
         .get("message")
         .ok_or_else(|| Failure::Rpc(codes::INVALID_PARAMS, "params.message is required".into()))?;
-    let (skill, args) = select_skill(message)?;
-    principal.require(skill.scope)?;
-    // The same per-tenant budgets as the REST routes: 429 with Retry-After.
-    let operation = match skill.id {
-        "scan_inbox" => Some("scan"),
-        "unsubscribe" => Some("unsubscribe"),
-        "unsubscribe_digest" => Some("digest"),
-        _ => None,
-    };
-    if let Some(operation) = operation {
-        app.limiter.check(&principal.tenant, operation).await?;
+    check_message_limits(message)?;
+    // A message naming a task continues it: only its owner may, and no quietbox task waits for
+    // input (each skill runs to a final state), so an existing task takes no further messages.
+    if let Some(task_id) = message
+        .get("taskId")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+    {
+        let record = visible_task(app, principal, task_id).await?;
+        return Err(Failure::Rpc(
+            codes::UNSUPPORTED_OPERATION,
+            format!(
+                "task {task_id} is {}; it takes no further messages: send a new message without taskId",
+                record.state
+            ),
+        ));
     }
+    let (skill, args) = select_skill(message)?;
+    principal.require(skill.scope())?;
+    // Every skill, reads included, takes a token of its per-tenant budget: 429 with Retry-After.
+    operations::admit(app, principal, skill.operation).await?;
     let context_id = message
         .get("contextId")
         .and_then(Value::as_str)
@@ -545,10 +708,14 @@ async fn prepare(app: &App, principal: &Principal, params: &Value) -> Result<Pre
         task_id,
         context_id,
         history: vec![user],
+        meta: TaskMeta {
+            owner: owner_of(principal),
+            skill: Some(skill.id().to_owned()),
+        },
     })
 }
 
-async fn save(app: &App, task: &Value, state: &str) -> Result<(), Failure> {
+async fn save(app: &App, task: &Value, state: &str, meta: &TaskMeta) -> Result<(), Failure> {
     let now = Utc::now();
     let record = TaskRecord {
         id: task["id"].as_str().unwrap_or_default().to_owned(),
@@ -557,8 +724,8 @@ async fn save(app: &App, task: &Value, state: &str) -> Result<(), Failure> {
         payload: task.clone(),
         created_at: now,
         updated_at: now,
-        owner: quietbox_core::store::TaskOwner::legacy(),
-        skill: None,
+        owner: meta.owner.clone(),
+        skill: meta.skill.clone(),
     };
     app.state
         .put_task(record)
@@ -566,8 +733,41 @@ async fn save(app: &App, task: &Value, state: &str) -> Result<(), Failure> {
         .map_err(|e| Failure::Rpc(codes::INTERNAL, e.to_string()))
 }
 
+/// Drops the tasks past `A2A_TASK_TTL_H` and beyond `A2A_MAX_TASKS`, after a new task is
+/// stored. Best effort: a failure is logged, the request goes on.
+async fn prune(app: &App) {
+    let retention = TaskRetention {
+        max_age: chrono::Duration::from_std(app.settings.a2a_task_ttl)
+            .unwrap_or(chrono::Duration::MAX),
+        max_tasks: app.settings.a2a_max_tasks,
+    };
+    match app.state.prune_tasks(retention, Utc::now()).await {
+        Ok(0) => {}
+        Ok(dropped) => tracing::debug!(dropped, "pruned A2A tasks"),
+        Err(error) => tracing::warn!(%error, "could not prune A2A tasks"),
+    }
+}
+
 fn artifact(skill: &Skill, result: Value, summary: &str) -> Value {
-    json!({"artifactId": uuid::Uuid::new_v4().to_string(), "name": skill.id, "parts": [{"data": result}, {"text": summary}]})
+    json!({"artifactId": uuid::Uuid::new_v4().to_string(), "name": skill.id(), "parts": [{"data": result}, {"text": summary}]})
+}
+
+/// What running a skill gave: its result and summary, its error message, or a panic.
+type Outcome = Result<Result<(Value, String), String>, Panicked>;
+
+/// A skill's worker panicked (the payload is not kept: it may hold request data).
+#[derive(Debug)]
+struct Panicked;
+
+/// Runs a skill's future, turning a panic inside it into [`Panicked`] so that the task is
+/// failed instead of left working.
+async fn catch_panic(
+    run: impl std::future::Future<Output = Result<(Value, String), String>>,
+) -> Outcome {
+    std::panic::AssertUnwindSafe(run)
+        .catch_unwind()
+        .await
+        .map_err(|_| Panicked)
 }
 
 /// Runs the prepared skill; returns the final task (stored), its state and its artifact.
@@ -577,18 +777,49 @@ async fn finish(
     p: &Prepared,
     progress: &dyn ScanProgress,
 ) -> Result<(Value, &'static str, Option<Value>), Failure> {
-    let (state, art, text) =
-        match operations::execute(app, principal, p.skill.id, &p.args, progress).await {
-            Ok((result, summary)) => (
-                "TASK_STATE_COMPLETED",
-                Some(artifact(p.skill, result, &summary)),
-                summary,
-            ),
-            Err(error) => ("TASK_STATE_FAILED", None, error),
-        };
-    let task = json!({"id": p.task_id, "contextId": p.context_id, "status": status(state, &p.context_id, &p.task_id, Some(&text)),
+    let outcome = catch_panic(operations::execute(
+        app,
+        principal,
+        p.skill.id(),
+        &p.args,
+        progress,
+    ))
+    .await;
+    settle(app, p, outcome).await
+}
+
+/// Stores the task's final state from the skill's outcome. A panic fails the task with the
+/// `internal` error code: in the status text and as `{"code": "internal"}` in a data part.
+async fn settle(
+    app: &App,
+    p: &Prepared,
+    outcome: Outcome,
+) -> Result<(Value, &'static str, Option<Value>), Failure> {
+    let (state, art, text, code) = match outcome {
+        Ok(Ok((result, summary))) => (
+            "TASK_STATE_COMPLETED",
+            Some(artifact(p.skill, result, &summary)),
+            summary,
+            None,
+        ),
+        Ok(Err(error)) => ("TASK_STATE_FAILED", None, error, None),
+        Err(Panicked) => {
+            tracing::error!(task = %p.task_id, skill = p.skill.id(), "the skill panicked; its task fails");
+            let code = ErrorCode::Internal.name();
+            let text = format!(
+                "internal error ({code}): {} stopped unexpectedly",
+                p.skill.id()
+            );
+            ("TASK_STATE_FAILED", None, text, Some(code))
+        }
+    };
+    let mut task_status = status(state, &p.context_id, &p.task_id, Some(&text));
+    if let (Some(code), Some(parts)) = (code, task_status["message"]["parts"].as_array_mut()) {
+        parts.push(json!({"data": {"code": code}}));
+    }
+    let task = json!({"id": p.task_id, "contextId": p.context_id, "status": task_status,
         "artifacts": art.iter().cloned().collect::<Vec<_>>(), "history": p.history});
-    save(app, &task, state).await?;
+    save(app, &task, state, &p.meta).await?;
     // Canceled meanwhile from another replica: the store kept the cancel, and so does the answer.
     if let Ok(Some(stored)) = app.state.get_task(&p.task_id).await
         && stored.state != state
@@ -606,6 +837,7 @@ async fn run_message(
 ) -> Result<(Value, Option<Value>), Failure> {
     let p = prepare(app, principal, params).await?;
     let (task, _, art) = finish(app, principal, &p, &NoProgress).await?;
+    prune(app).await;
     Ok((task, art))
 }
 
@@ -614,7 +846,8 @@ async fn stream(app: &App, principal: &Principal, request: &Value) -> Result<Res
     let id = request.get("id").cloned().unwrap_or(Value::Null);
     let p = prepare(app, principal, &params).await?;
     let working = json!({"id": p.task_id, "contextId": p.context_id, "status": status("TASK_STATE_WORKING", &p.context_id, &p.task_id, None), "history": p.history});
-    save(app, &working, "TASK_STATE_WORKING").await?;
+    save(app, &working, "TASK_STATE_WORKING", &p.meta).await?;
+    prune(app).await;
     let app = app.clone();
     let principal = principal.clone();
     let (tx, rx) = tokio::sync::mpsc::channel::<Value>(64);
@@ -629,7 +862,7 @@ async fn stream(app: &App, principal: &Principal, request: &Value) -> Result<Res
         };
         send(json!({ "task": working })).await;
         send(json!({"statusUpdate": {"taskId": p.task_id, "contextId": p.context_id,
-            "status": status("TASK_STATE_WORKING", &p.context_id, &p.task_id, Some(&format!("running {}", p.skill.id)))}}))
+            "status": status("TASK_STATE_WORKING", &p.context_id, &p.task_id, Some(&format!("running {}", p.skill.id())))}}))
         .await;
         let progress = ChannelProgress {
             tx: tx.clone(),
@@ -661,10 +894,83 @@ async fn stream(app: &App, principal: &Principal, request: &Value) -> Result<Res
     if let Ok(mut running) = running().lock() {
         running.insert(task_id, worker.abort_handle());
     }
-    let events = futures_stream(rx);
-    Ok(Sse::new(events)
+    Ok(sse(rx))
+}
+
+/// How often a `SubscribeToTask` stream looks at the stored task.
+const SUBSCRIBE_POLL: Duration = Duration::from_millis(250);
+
+/// `SubscribeToTask`: the task, then a status update (and its artifacts) each time its stored
+/// status changes, until a final state. It reads the store, so a task running on another
+/// replica streams too; the stream ends when the client goes. A task already final has nothing
+/// left to stream: -32004 (GetTask returns it).
+async fn subscribe(app: &App, principal: &Principal, request: &Value) -> Result<Response, Failure> {
+    let (method, params) = check_envelope(request)?;
+    let id = request.get("id").cloned().unwrap_or(Value::Null);
+    let task_id = task_id_param(&params, method)?.to_owned();
+    let record = visible_task(app, principal, &task_id).await?;
+    if quietbox_state::FINAL_TASK_STATES.contains(&record.state.as_str()) {
+        return Err(Failure::Rpc(
+            codes::UNSUPPORTED_OPERATION,
+            format!(
+                "task {task_id} is {}; there is nothing left to stream (GetTask returns it)",
+                record.state
+            ),
+        ));
+    }
+    let app = app.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Value>(16);
+    tokio::spawn(async move {
+        let context_id = record.context_id.clone();
+        let mut last_status = record.payload["status"].clone();
+        if tx
+            .send(rpc_result(&id, json!({ "task": record.payload })))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        loop {
+            tokio::select! {
+                () = tx.closed() => return,
+                () = tokio::time::sleep(SUBSCRIBE_POLL) => {}
+            }
+            let current = match app.state.get_task(&task_id).await {
+                Ok(Some(current)) => current,
+                // Pruned, or the store failed: nothing more to tell.
+                Ok(None) | Err(_) => return,
+            };
+            if current.payload["status"] == last_status {
+                continue;
+            }
+            last_status = current.payload["status"].clone();
+            let done = quietbox_state::FINAL_TASK_STATES.contains(&current.state.as_str());
+            if done {
+                for art in current.payload["artifacts"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    let update = json!({"artifactUpdate": {"taskId": task_id, "contextId": context_id, "artifact": art, "append": false, "lastChunk": true}});
+                    if tx.send(rpc_result(&id, update)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            let update = json!({"statusUpdate": {"taskId": task_id, "contextId": context_id, "status": last_status}});
+            if tx.send(rpc_result(&id, update)).await.is_err() || done {
+                return;
+            }
+        }
+    });
+    Ok(sse(rx))
+}
+
+/// An SSE response of the JSON-RPC answers sent on `rx`.
+fn sse(rx: tokio::sync::mpsc::Receiver<Value>) -> Response {
+    Sse::new(futures_stream(rx))
         .keep_alive(axum::response::sse::KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response())
+        .into_response()
 }
 
 fn futures_stream(
@@ -674,4 +980,85 @@ fn futures_stream(
         let value = rx.recv().await?;
         Some((Ok(Event::default().data(value.to_string())), rx))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::config::{Binary, RawSettings, Settings};
+
+    /// An A2A app on the sample mailbox, its state in `dir`.
+    async fn app(dir: &std::path::Path) -> App {
+        let sample = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/sample");
+        let env: HashMap<String, String> = [
+            (
+                "AGENT_API_KEY",
+                "unit-test-api-key-0123456789abcdef".to_owned(),
+            ),
+            ("DATA_DIR", dir.display().to_string()),
+            ("LOCAL_MBOX", format!("{sample}/inbox.mbox")),
+            ("LOCAL_ICS", format!("{sample}/calendar.ics")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let raw = RawSettings::load_from(&env).unwrap();
+        let settings = Settings::from_raw(Binary::A2a, &raw).unwrap();
+        crate::wiring::build(settings).await.unwrap()
+    }
+
+    #[test]
+    fn tasks_stored_without_an_owner_belong_to_the_api_key_principal() {
+        assert_eq!(TaskOwner::legacy(), owner_of(&Principal::api_key()));
+    }
+
+    #[tokio::test]
+    async fn catching_a_panic_reports_it_instead_of_unwinding() {
+        let outcome = catch_panic(async { panic!("boom at {}", 42) }).await;
+        assert!(matches!(outcome, Err(Panicked)));
+        let outcome = catch_panic(async { Ok((json!({"ok": true}), "fine".to_owned())) }).await;
+        assert!(matches!(outcome, Ok(Ok(_))));
+    }
+
+    #[tokio::test]
+    async fn a_panicking_skill_fails_its_task_with_the_internal_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path()).await;
+        let principal = Principal::api_key();
+        let params = json!({"message": {"messageId": "m1", "role": "ROLE_USER",
+            "parts": [{"data": {"skill": "availability", "args": {}}}]}});
+        let Ok(prepared) = prepare(&app, &principal, &params).await else {
+            panic!("the message is valid");
+        };
+        let outcome = catch_panic(async {
+            let minutes: i64 = "9223372036854775807".parse().unwrap();
+            let _ = chrono::Duration::minutes(minutes);
+            Ok((json!({}), "unreachable".to_owned()))
+        })
+        .await;
+        let Ok((task, state, artifact)) = settle(&app, &prepared, outcome).await else {
+            panic!("the failed task is stored");
+        };
+        assert_eq!((state, artifact), ("TASK_STATE_FAILED", None));
+        let parts = &task["status"]["message"]["parts"];
+        assert!(
+            parts[0]["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("internal error (internal)"),
+            "{parts}"
+        );
+        assert_eq!(parts[1]["data"]["code"], "internal");
+        let stored = app
+            .state
+            .get_task(&prepared.task_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.state, "TASK_STATE_FAILED");
+        assert_eq!(stored.owner, owner_of(&principal));
+        assert_eq!(stored.skill.as_deref(), Some("availability"));
+    }
 }

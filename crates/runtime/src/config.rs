@@ -228,6 +228,10 @@ pub struct Settings {
     /// this), so a flood of `initialize` calls cannot exhaust memory (each session holds a worker
     /// until it idles out) nor lock another tenant out.
     pub mcp_max_sessions: usize,
+    /// `A2A_TASK_TTL_H`: A2A tasks not updated for this long are pruned.
+    pub a2a_task_ttl: Duration,
+    /// `A2A_MAX_TASKS`: A2A tasks kept at most (the most recently updated).
+    pub a2a_max_tasks: usize,
     /// `DATA_DIR`.
     pub data_dir: PathBuf,
     /// `STATE_BACKEND` (+ `DATABASE_URL`).
@@ -547,6 +551,22 @@ impl Settings {
         if burst == 0 {
             return Err(SettingsError::new("RATE_LIMIT_BURST", "must be at least 1"));
         }
+        let bounded = |variable: &'static str, max: u64| -> Result<u64, SettingsError> {
+            let value: u64 = number(
+                variable,
+                raw.or_default(variable, binary),
+                "a positive whole number",
+            )?;
+            if value == 0 || value > max {
+                return Err(SettingsError::new(
+                    variable,
+                    format!("must be between 1 and {max}"),
+                ));
+            }
+            Ok(value)
+        };
+        let a2a_task_ttl_h = bounded("A2A_TASK_TTL_H", 876_000)?;
+        let a2a_max_tasks = bounded("A2A_MAX_TASKS", 1_000_000)?;
         let grace_h: u64 = number(
             "UNSUBSCRIBE_GRACE_H",
             raw.or_default("UNSUBSCRIBE_GRACE_H", binary),
@@ -588,6 +608,8 @@ impl Settings {
                 }
                 max
             },
+            a2a_task_ttl: Duration::from_secs(a2a_task_ttl_h * 3600),
+            a2a_max_tasks: usize::try_from(a2a_max_tasks).unwrap_or(usize::MAX),
             data_dir: PathBuf::from(raw.or_default("DATA_DIR", binary)),
             state_backend,
             mail_provider,

@@ -6,6 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use quietbox_testkit::binary::{self, Server, with};
 use serde_json::{Value, json};
 
+mod hardening;
+
 const BIN: &str = env!("CARGO_BIN_EXE_quietbox-a2a");
 const KEY: &str = quietbox_testkit::API_KEY;
 const SECRET: &str = quietbox_testkit::JWT_SECRET;
@@ -422,7 +424,7 @@ async fn the_per_tenant_rate_limit_answers_429_with_retry_after() {
     assert_eq!(response.status(), 429);
     assert!(response.headers().contains_key("retry-after"));
     let (status, _) = call(&server, key(), send(3, json!([{"text": "candidates"}]))).await;
-    assert_eq!(status, 200, "reads are not limited");
+    assert_eq!(status, 200, "each operation has its own bucket");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

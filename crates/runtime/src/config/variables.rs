@@ -123,6 +123,16 @@ pub const VARIABLES: &[Variable] = &[
         "Live MCP HTTP sessions per tenant (all tenants together: 4 times this); idle ones end after 5 minutes; a new session past it gets 503 with `Retry-After`.",
     ),
     var(
+        "A2A_TASK_TTL_H",
+        Value("168"),
+        "Hours an A2A task is kept after its last update (1 to 876000); older tasks are pruned, in both state backends.",
+    ),
+    var(
+        "A2A_MAX_TASKS",
+        Value("10000"),
+        "A2A tasks kept at most (1 to 1000000), the most recently updated; the rest are pruned, in both state backends.",
+    ),
+    var(
         "DATA_DIR",
         Value("./data"),
         "State directory shared by all three binaries (JSON files, outbox).",
