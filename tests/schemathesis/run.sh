@@ -27,7 +27,8 @@ log="$data/api.log"
 # host is the owner's problem to see (a recorded failure), never a reason to reach the network.
 AGENT_API_KEY="$key" DATA_DIR="$data" BIND_ADDR="127.0.0.1:$port" MAIL_PROVIDER=local \
   LOCAL_MBOX=data/sample/inbox.mbox LOCAL_ICS=data/sample/calendar.ics \
-  RATE_LIMIT_PER_MIN=100000 RATE_LIMIT_BURST=100000 SCHEDULER_ENABLED=false \
+  RATE_LIMIT_PER_MIN=100000 RATE_LIMIT_BURST=100000 \
+  RATE_LIMIT_READ_PER_MIN=100000 RATE_LIMIT_READ_BURST=100000 SCHEDULER_ENABLED=false \
   UNSUBSCRIBE_DENY='**' "$binary" >"$log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true; rm -rf "$data"' EXIT

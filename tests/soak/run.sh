@@ -29,6 +29,7 @@ soak() {
   data=$(mktemp -d); port=$(free_port); log="$data/server.log"; samples="$data/samples"
   AGENT_API_KEY="$key" DATA_DIR="$data" BIND_ADDR="127.0.0.1:$port" MAIL_PROVIDER=local \
     LOCAL_MBOX=data/sample/inbox.mbox LOCAL_ICS=data/sample/calendar.ics SCHEDULER_ENABLED=false \
+    RATE_LIMIT_READ_PER_MIN=100000000 RATE_LIMIT_READ_BURST=100000000 \
     "$bins/quietbox-$name" >"$log" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done

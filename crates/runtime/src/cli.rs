@@ -383,8 +383,9 @@ async fn serve_app(
         }
         tokio::spawn(async move { scheduler.run_until(shutdown_signal()).await });
     }
-    let router = with_common_layers(surface(app), binary.name(), HttpLimits::default());
-    serve(router, bind, binary.name())
+    let limits = HttpLimits::from_settings(&app.settings);
+    let router = with_common_layers(surface(app), binary.name(), limits);
+    serve(router, bind, binary.name(), limits)
         .await
         .map_err(|e| format!("cannot serve on {bind}: {e}"))
 }

@@ -258,6 +258,14 @@ pub struct Settings {
     pub rate_limit_per_min: u32,
     /// `RATE_LIMIT_BURST`.
     pub rate_limit_burst: u32,
+    /// `RATE_LIMIT_READ_PER_MIN`: the cheap reads' rate (operations of `Budget::Read`).
+    pub rate_limit_read_per_min: u32,
+    /// `RATE_LIMIT_READ_BURST`.
+    pub rate_limit_read_burst: u32,
+    /// `HTTP_HEADER_TIMEOUT_S`: how long a connection may take to send a request's headers.
+    pub http_header_timeout: Duration,
+    /// `HTTP_MAX_CONNECTIONS`: concurrent connections served at most.
+    pub http_max_connections: usize,
     /// `RATE_LIMIT_BACKEND` (+ `REDIS_URL`).
     pub rate_limit_backend: RateLimitBackend,
     /// `RATE_LIMIT_ON_ERROR`.
@@ -551,6 +559,34 @@ impl Settings {
         if burst == 0 {
             return Err(SettingsError::new("RATE_LIMIT_BURST", "must be at least 1"));
         }
+        let at_least_one = |variable: &'static str| -> Result<u64, SettingsError> {
+            let value: u64 = number(
+                variable,
+                raw.or_default(variable, binary),
+                "a positive whole number",
+            )?;
+            if value == 0 {
+                return Err(SettingsError::new(variable, "must be at least 1"));
+            }
+            Ok(value)
+        };
+        let below_u32 = |variable: &'static str| -> Result<u32, SettingsError> {
+            u32::try_from(at_least_one(variable)?)
+                .map_err(|_| SettingsError::new(variable, "must be at most 4294967295"))
+        };
+        let read_per_min = below_u32("RATE_LIMIT_READ_PER_MIN")?;
+        let read_burst = below_u32("RATE_LIMIT_READ_BURST")?;
+        let header_timeout_s = at_least_one("HTTP_HEADER_TIMEOUT_S")?;
+        if header_timeout_s > 3600 {
+            return Err(SettingsError::new(
+                "HTTP_HEADER_TIMEOUT_S",
+                "must be at most 3600 seconds",
+            ));
+        }
+        let max_connections = usize::try_from(at_least_one("HTTP_MAX_CONNECTIONS")?)
+            .ok()
+            .filter(|n| *n <= 1_000_000)
+            .ok_or_else(|| SettingsError::new("HTTP_MAX_CONNECTIONS", "must be at most 1000000"))?;
         let bounded = |variable: &'static str, max: u64| -> Result<u64, SettingsError> {
             let value: u64 = number(
                 variable,
@@ -628,6 +664,10 @@ impl Settings {
             bind_addr,
             rate_limit_per_min: per_min,
             rate_limit_burst: burst,
+            rate_limit_read_per_min: read_per_min,
+            rate_limit_read_burst: read_burst,
+            http_header_timeout: Duration::from_secs(header_timeout_s),
+            http_max_connections: max_connections,
             rate_limit_backend: scaling::rate_limit_backend(raw)?,
             rate_limit_on_error: scaling::rate_limit_on_error(raw)?,
             unsubscribe_allow_loopback: scaling::unsubscribe_loopback(raw)?,

@@ -1,22 +1,30 @@
 //! The HTTP stack every binary shares: `/health`, `/metrics`, request ids, a request log line
 //! with credentials redacted, SLO metrics, panics turned into problem+json, a body limit, a
-//! timeout, and serving with graceful shutdown.
+//! timeout, and serving (HTTP/1.1) with a header-read timeout, a cap on concurrent connections
+//! and graceful shutdown.
 //!
 //! Binaries build their protocol router and pass it through [`with_common_layers`], so the
 //! three surfaces log, measure and fail the same way.
 
 use std::any::Any;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::HeaderName;
+use axum::http::{HeaderName, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use quietbox_core::ErrorCode;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -35,6 +43,13 @@ pub struct HttpLimits {
     pub body_limit: usize,
     /// Longest a request may take before it is answered 503.
     pub timeout: Duration,
+    /// Longest a connection may take to send a request's headers (counted from the
+    /// connection's start, or from the previous response on a kept-alive connection) before it
+    /// is closed: unfinished headers cannot hold a descriptor for good.
+    pub header_timeout: Duration,
+    /// Connections served at once; the next ones wait in the listen backlog (the kernel's
+    /// queue) until one closes.
+    pub max_connections: usize,
 }
 
 impl Default for HttpLimits {
@@ -42,7 +57,47 @@ impl Default for HttpLimits {
         HttpLimits {
             body_limit: 1024 * 1024,
             timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
         }
+    }
+}
+
+impl HttpLimits {
+    /// The defaults with `HTTP_HEADER_TIMEOUT_S` and `HTTP_MAX_CONNECTIONS` from the settings.
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        HttpLimits {
+            header_timeout: settings.http_header_timeout,
+            max_connections: settings.http_max_connections,
+            ..HttpLimits::default()
+        }
+    }
+}
+
+/// The `method` label of the HTTP metrics: the standard methods by name, any other `other`,
+/// so that made-up methods cannot add series.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// The method as the request log shows it: a made-up one cut to its first 32 characters
+/// (a method is an HTTP token: no control characters, no spaces).
+fn loggable_method(method: &Method) -> &str {
+    let text = method.as_str();
+    match text.char_indices().nth(32) {
+        Some((end, _)) => &text[..end],
+        None => text,
     }
 }
 
@@ -95,15 +150,17 @@ async fn time_limit(
 }
 
 /// `http_requests_total{endpoint,method,status}` and `http_request_duration_seconds{endpoint}`.
-/// The endpoint is the route template (`/v1/senders/{address}`), never the raw path, so a
-/// scanner cannot blow up label cardinality.
+/// Every label takes bounded values: the endpoint is the route template
+/// (`/v1/senders/{address}`, or `unmatched`), never the raw path; the method is a standard one
+/// or `other` ([`method_label`]); the status is the numeric code. A scanner cannot blow up label
+/// cardinality.
 async fn record_metrics(request: Request, next: Next) -> Response {
     let endpoint = request
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = method_label(request.method());
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
@@ -115,9 +172,10 @@ async fn record_metrics(request: Request, next: Next) -> Response {
 }
 
 /// One line per request, written only through the redaction functions: the query string is
-/// redacted and no header value is ever logged.
+/// redacted and no header value is ever logged. (Control characters in any logged value are
+/// escaped by the text log's field formatter, see [`crate::telemetry`].)
 async fn log_request(request: Request, next: Next) -> Response {
-    let method = request.method().clone();
+    let method = loggable_method(request.method()).to_owned();
     let uri = loggable_uri(request.uri());
     let request_id = request
         .headers()
@@ -149,19 +207,86 @@ fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
 }
 
 /// Binds `addr`, logs the bound address (port 0 picks a free one), and serves until SIGINT or
-/// SIGTERM, letting in-flight requests finish.
-pub async fn serve(router: Router, addr: SocketAddr, service: &str) -> std::io::Result<()> {
+/// SIGTERM, letting in-flight requests finish. `limits` gives the header-read timeout and the
+/// connection cap (see [`serve_on`]).
+pub async fn serve(
+    router: Router,
+    addr: SocketAddr,
+    service: &str,
+    limits: HttpLimits,
+) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     tracing::info!(service, addr = %local, "listening on {local}");
     // Printed as well, so that scripts and test harnesses can read the port without parsing logs.
     println!("listening on {local}");
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
+    serve_on(listener, router, limits, shutdown_signal()).await;
+    Ok(())
+}
+
+/// Serves HTTP/1.1 connections from `listener` until `shutdown` resolves, then stops accepting
+/// and lets the open connections finish their in-flight requests.
+///
+/// A connection must send each request's headers within `limits.header_timeout` (hyper's
+/// header-read timeout, on a Tokio timer), or it is closed. At most `limits.max_connections`
+/// are served at once: past it, the loop stops accepting, so the next connections wait in the
+/// kernel's backlog (costing this process nothing) until one closes.
+pub async fn serve_on(
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let service = TowerToHyperService::new(router);
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let connection =
+            graceful.watch(http.serve_connection(TokioIo::new(stream), service.clone()));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// A failed `accept`: a connection reset before it was accepted is nothing; anything else
+/// (descriptors exhausted) is logged and waited out a little, as hyper and axum do.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        error.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(%error, "accept failed; retrying in 100 ms");
+    tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -221,6 +346,7 @@ mod tests {
             HttpLimits {
                 body_limit: 64,
                 timeout: Duration::from_secs(5),
+                ..HttpLimits::default()
             },
         )
     }

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::idempotency::{self, Begin};
+use crate::operations::{Operation, admit};
 use crate::problem::{ApiError, AppJson};
 use crate::wiring::App;
 
@@ -223,9 +224,10 @@ fn time_of_day(
     responses((status = 200, description = "busy intervals and free slots")), security(("api_key" = []), ("bearer" = [])))]
 async fn availability(
     State(app): State<App>,
-    _who: Authorized<scope::AvailabilityRead>,
+    Authorized(who, ..): Authorized<scope::AvailabilityRead>,
     params: Result<Query<AvailabilityParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    admit(&app, &who, Operation::Availability).await?;
     let Query(params) =
         params.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
     let start = params.start.unwrap_or_else(Utc::now);
@@ -280,7 +282,7 @@ async fn scan(
     Authorized(who, ..): Authorized<scope::MailScan>,
     AppJson(body): AppJson<ScanBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    app.limiter.check(&who.tenant, "scan").await?;
+    admit(&app, &who, Operation::ScanInbox).await?;
     let limit = body.limit.unwrap_or(100);
     if limit == 0 || limit > 1000 {
         return Err(ApiError::new(
@@ -301,8 +303,9 @@ async fn scan(
     security(("api_key" = []), ("bearer" = [])))]
 async fn candidates(
     State(app): State<App>,
-    _who: Authorized<scope::UnsubscribeRead>,
+    Authorized(who, ..): Authorized<scope::UnsubscribeRead>,
 ) -> Result<impl IntoResponse, ApiError> {
+    admit(&app, &who, Operation::UnsubscribeCandidates).await?;
     let ranked = app.quietbox.shared_candidates().await?;
     let body = candidates_body(ranked)
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot serialize: {e}")))?;
@@ -358,7 +361,7 @@ async fn unsubscribe(
     headers: HeaderMap,
     AppJson(body): AppJson<UnsubscribeBody>,
 ) -> Result<Response, ApiError> {
-    app.limiter.check(&who.tenant, "unsubscribe").await?;
+    admit(&app, &who, Operation::Unsubscribe).await?;
     let target = match (&body.sender, &body.candidate_id) {
         (Some(sender), None) => UnsubscribeTargetRef::Sender(sender.clone()),
         (None, Some(id)) => UnsubscribeTargetRef::Candidate(id.clone()),
@@ -433,9 +436,10 @@ struct HistoryParams {
     security(("api_key" = []), ("bearer" = [])))]
 async fn history(
     State(app): State<App>,
-    _who: Authorized<scope::UnsubscribeRead>,
+    Authorized(who, ..): Authorized<scope::UnsubscribeRead>,
     Query(params): Query<HistoryParams>,
 ) -> Result<impl IntoResponse, ApiError> {
+    admit(&app, &who, Operation::UnsubscribeHistory).await?;
     let entries = app.quietbox.history(params.sender.as_deref()).await?;
     Ok(axum::Json(serde_json::json!({ "entries": entries })))
 }
@@ -457,7 +461,7 @@ async fn digest(
     Authorized(who, ..): Authorized<scope::UnsubscribeDigest>,
     AppJson(body): AppJson<DigestBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    app.limiter.check(&who.tenant, "digest").await?;
+    admit(&app, &who, Operation::UnsubscribeDigest).await?;
     Ok(axum::Json(app.quietbox.digest(body.send).await?))
 }
 
@@ -475,9 +479,10 @@ struct ComplianceParams {
     security(("api_key" = []), ("bearer" = [])))]
 async fn compliance(
     State(app): State<App>,
-    _who: Authorized<scope::UnsubscribeRead>,
+    Authorized(who, ..): Authorized<scope::UnsubscribeRead>,
     Query(params): Query<ComplianceParams>,
 ) -> Result<impl IntoResponse, ApiError> {
+    admit(&app, &who, Operation::UnsubscribeCompliance).await?;
     let report = app.quietbox.compliance().await?;
     Ok(axum::Json(match params.sender {
         Some(sender) => report.for_sender(&sender),
@@ -491,9 +496,10 @@ async fn compliance(
     security(("api_key" = []), ("bearer" = [])))]
 async fn sender(
     State(app): State<App>,
-    _who: Authorized<scope::UnsubscribeRead>,
+    Authorized(who, ..): Authorized<scope::UnsubscribeRead>,
     Path(address): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
+    admit(&app, &who, Operation::SenderView).await?;
     Ok(axum::Json(app.quietbox.sender(&address).await?))
 }
 
@@ -518,6 +524,7 @@ async fn decision(
     Path(address): Path<String>,
     AppJson(body): AppJson<DecisionBody>,
 ) -> Result<impl IntoResponse, ApiError> {
+    admit(&app, &who, Operation::SenderDecision).await?;
     let decision = match body.decision.as_str() {
         "keep" => Decision::Keep,
         "auto_archive" => Decision::AutoArchive,

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quietbox_auth::{
-    AuthConfig, AuthMode, Authenticator, FailurePolicy, JwksTiming, OnBackendError, RateLimiter,
+    AuthConfig, AuthMode, Authenticator, FailurePolicy, JwksTiming, OnBackendError, Quota,
+    RateLimiter,
 };
 use quietbox_core::Quietbox;
 use quietbox_core::ports::{CalendarProvider, MailProvider, SystemClock};
@@ -22,15 +23,23 @@ use quietbox_state::{FileStore, PgStore};
 use crate::config::{
     Enforcement, MailProviderKind, RateLimitBackend, RateLimitOnError, Settings, StateBackend,
 };
+use crate::operations::{Budget, Operation};
 
 /// Gmail's per-user quota, a little under 250 units/s so that clock skew between our bucket and
 /// Google's window does not turn into 429s.
 const GMAIL_UNITS_PER_SECOND: u32 = 240;
 
-/// The rate-limited operations that change something (an unsubscribe, a sent digest): with the
-/// default `RATE_LIMIT_ON_ERROR`, these are refused while the limiter's backend is down, and the
-/// others (scans) are let through.
-pub const MUTATING_OPERATIONS: &[&str] = &["unsubscribe", "digest"];
+/// The rate-limit keys of the operations that change something (an unsubscribe, a sent digest,
+/// a sender decision): with the default `RATE_LIMIT_ON_ERROR`, these are refused while the
+/// limiter's backend is down, and the others (scans, reads) are let through. Derived from
+/// [`Operation::budget`], so a new mutation cannot be forgotten here.
+pub fn mutating_operations() -> Vec<&'static str> {
+    Operation::ALL
+        .into_iter()
+        .filter(|op| op.budget() == Budget::Mutation)
+        .map(Operation::limit_key)
+        .collect()
+}
 
 /// Prefix of the rate-limit keys in Redis (one Redis may serve other applications too).
 pub const REDIS_KEY_PREFIX: &str = "quietbox:rate:";
@@ -104,7 +113,10 @@ pub fn auth_config(settings: &Settings) -> Result<AuthConfig, WiringError> {
     Ok(config)
 }
 
-/// The rate limiter of `RATE_LIMIT_BACKEND`, failing per `RATE_LIMIT_ON_ERROR`.
+/// The rate limiter of `RATE_LIMIT_BACKEND`, failing per `RATE_LIMIT_ON_ERROR`. Every operation
+/// has its own bucket per tenant; mutations and work (scan, digest) get
+/// `RATE_LIMIT_PER_MIN`/`RATE_LIMIT_BURST`, cheap reads `RATE_LIMIT_READ_PER_MIN`/
+/// `RATE_LIMIT_READ_BURST`.
 pub fn rate_limiter(settings: &Settings) -> Result<RateLimiter, WiringError> {
     let limiter = match &settings.rate_limit_backend {
         RateLimitBackend::Memory => {
@@ -121,7 +133,17 @@ pub fn rate_limiter(settings: &Settings) -> Result<RateLimiter, WiringError> {
             limiter
         }
     };
-    let policy = FailurePolicy::split(MUTATING_OPERATIONS);
+    let read = Quota {
+        per_minute: settings.rate_limit_read_per_min,
+        burst: settings.rate_limit_read_burst,
+    };
+    let limiter = Operation::ALL
+        .into_iter()
+        .filter(|op| op.budget() == Budget::Read)
+        .fold(limiter, |limiter, op| {
+            limiter.with_quota(op.limit_key(), read)
+        });
+    let policy = FailurePolicy::split(&mutating_operations());
     let policy = match settings.rate_limit_on_error {
         RateLimitOnError::Split => policy,
         RateLimitOnError::Open => policy.uniform(OnBackendError::Open),

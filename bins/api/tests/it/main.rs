@@ -2,6 +2,7 @@
 //! limits, idempotency, rate limits, incident mode from the CLI of another process, start-up
 //! errors, and secrets kept out of the logs. Every test gets its own `DATA_DIR` and port.
 
+mod hardening;
 mod harness;
 mod operations;
 mod routes;

@@ -193,6 +193,16 @@ pub const VARIABLES: &[Variable] = &[
         "Listen address; port 0 picks a free port (the bound address is printed on stdout).",
     ),
     var(
+        "HTTP_HEADER_TIMEOUT_S",
+        Value("10"),
+        "Seconds a connection may take to send a request's headers (and may stay idle between requests) before it is closed (at least 1).",
+    ),
+    var(
+        "HTTP_MAX_CONNECTIONS",
+        Value("1024"),
+        "Concurrent connections per binary (at least 1); further connections wait in the listen backlog until one closes.",
+    ),
+    var(
         "RATE_LIMIT_PER_MIN",
         Value("30"),
         "Requests per minute per tenant and operation (at least 1).",
@@ -201,6 +211,16 @@ pub const VARIABLES: &[Variable] = &[
         "RATE_LIMIT_BURST",
         Value("5"),
         "Burst above the per-minute rate (at least 1).",
+    ),
+    var(
+        "RATE_LIMIT_READ_PER_MIN",
+        Value("600"),
+        "Requests per minute per tenant and cheap read (availability, candidates, history, compliance, sender view; at least 1); scans, digests, unsubscribes and sender decisions use `RATE_LIMIT_PER_MIN`.",
+    ),
+    var(
+        "RATE_LIMIT_READ_BURST",
+        Value("60"),
+        "Burst of the cheap reads above their per-minute rate (at least 1).",
     ),
     var(
         "RATE_LIMIT_BACKEND",
@@ -214,7 +234,9 @@ pub const VARIABLES: &[Variable] = &[
     ),
     var(
         "RATE_LIMIT_ON_ERROR",
-        Derived("`closed` for mutations (unsubscribe, digest), `open` for reads (scan)"),
+        Derived(
+            "`closed` for mutations (unsubscribe, digest, sender decision), `open` for reads (scan and the rest)",
+        ),
         "`open` \\| `closed`: what the limiter does while Redis is down, for every operation (`closed` answers 503).",
     ),
     var(
