@@ -200,7 +200,10 @@ pub fn assess(
             continue;
         }
         let at = unsubscribed_at(entry);
-        let grace_ends_at = at + grace;
+        // Saturating: a stored date near the end of time must not panic the report.
+        let grace_ends_at = at
+            .checked_add_signed(grace)
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         let mut violating: Vec<(DateTime<Utc>, &str)> = messages
             .iter()
             .filter(|m| matches(&entry.key, m))

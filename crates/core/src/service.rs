@@ -378,23 +378,11 @@ impl Quietbox {
         self.mail.account()
     }
 
-    /// Busy intervals and free slots.
+    /// Busy intervals and free slots. The query is [`AvailabilityQuery::validate`]d against the
+    /// clock first (window near now, at most 62 days, slots of 5 to 1440 minutes), so the work
+    /// per request is bounded.
     pub async fn availability(&self, query: AvailabilityQuery) -> Result<Availability, CoreError> {
-        if query.end <= query.start {
-            return Err(CoreError::InvalidInput(
-                "the window must end after it starts".into(),
-            ));
-        }
-        if query.end - query.start > chrono::Duration::days(62) {
-            return Err(CoreError::InvalidInput(
-                "the window may span at most 62 days".into(),
-            ));
-        }
-        if query.slot < chrono::Duration::minutes(5) {
-            return Err(CoreError::InvalidInput(
-                "slots must last at least 5 minutes".into(),
-            ));
-        }
+        query.validate(self.clock.now())?;
         let busy = self
             .calendar
             .busy(query.start, query.end, query.tz.name())
@@ -557,7 +545,9 @@ impl Quietbox {
     /// What quietbox knows of one sender: aggregates of its mail, the owner's decision, and the
     /// compliance of its unsubscribes.
     pub async fn sender(&self, address: &str) -> Result<SenderView, CoreError> {
-        let address = address.trim().to_ascii_lowercase();
+        let address = crate::address::Sender::parse_address(address).ok_or_else(|| {
+            CoreError::InvalidInput(format!("{address:?} is not an email address"))
+        })?;
         let messages = self.known_messages().await?;
         let stats = senders::aggregate(&messages)
             .into_iter()
@@ -1003,12 +993,11 @@ impl Quietbox {
         actor: &str,
     ) -> Result<DecisionOutcome, CoreError> {
         self.ensure_mutations_allowed().await?;
-        let sender = sender.trim().to_ascii_lowercase();
-        if crate::address::Sender::parse(&sender).is_none() {
-            return Err(CoreError::InvalidInput(format!(
-                "{sender:?} is not an email address"
-            )));
-        }
+        // The parsed, lower-cased address is what is stored and matched, never the raw value
+        // (which may carry CR, LF or ESC); `{:?}` escapes them in the message.
+        let sender = crate::address::Sender::parse_address(sender).ok_or_else(|| {
+            CoreError::InvalidInput(format!("{sender:?} is not an email address"))
+        })?;
         if decision == Decision::Unsubscribed {
             return Err(CoreError::InvalidInput(
                 "unsubscribed is recorded by a successful unsubscribe; decide keep or auto_archive"
@@ -1086,11 +1075,14 @@ impl Quietbox {
             ));
         }
         let now = self.clock.now();
+        let until = now
+            .checked_add_signed(ttl)
+            .ok_or_else(|| CoreError::InvalidInput("the incident TTL is too long".into()))?;
         let incident = Incident {
             reason: reason.to_owned(),
             started_by: actor.to_owned(),
             started_at: now,
-            until: now + ttl,
+            until,
         };
         self.state.set_incident(Some(incident.clone())).await?;
         tracing::warn!(until = %incident.until, reason, actor, "incident mode started: mutations disabled");

@@ -230,7 +230,13 @@ impl GoogleApi {
                     "{method}: gave up after {attempt} attempts ({reason})"
                 ))));
             }
-            tokio::time::sleep(retry_after.unwrap_or_else(|| self.backoff(attempt))).await;
+            // Google's `Retry-After` is honoured up to the backoff cap, so one answer cannot
+            // hold a request for hours.
+            let wait = retry_after.map_or_else(
+                || self.backoff(attempt),
+                |wait| wait.min(self.retry.max_delay),
+            );
+            tokio::time::sleep(wait).await;
         }
     }
 

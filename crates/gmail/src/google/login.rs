@@ -138,10 +138,7 @@ pub async fn login(
         token_uri: Some(section.token_uri),
         client_id: Some(section.client_id),
         client_secret: section.client_secret,
-        expiry: token
-            .expires_in()
-            .and_then(|d| chrono::Duration::from_std(d).ok())
-            .map(|d| chrono::Utc::now() + d),
+        expiry: super::token::expiry_after(token.expires_in()),
         other: serde_json::Map::new(),
     };
     file.other

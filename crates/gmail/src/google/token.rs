@@ -99,9 +99,12 @@ impl TokenManager {
     /// A valid access token, refreshed first when it expires within a minute.
     pub async fn access_token(&self) -> Result<String, ProviderError> {
         let mut token = self.token.lock().await;
-        let fresh = token
-            .expiry
-            .is_none_or(|expiry| expiry - REFRESH_MARGIN > Utc::now());
+        // An expiry at the start of time (a hand-edited file) is simply expired, not a panic.
+        let fresh = token.expiry.is_none_or(|expiry| {
+            expiry
+                .checked_sub_signed(REFRESH_MARGIN)
+                .is_some_and(|refresh_at| refresh_at > Utc::now())
+        });
         if let (Some(access), true) = (&token.token, fresh) {
             return Ok(access.clone());
         }
@@ -158,10 +161,7 @@ impl TokenManager {
         metrics::counter!("gmail_token_refreshes_total").increment(1);
         let access = response.access_token().secret().clone();
         token.token = Some(access.clone());
-        token.expiry = response
-            .expires_in()
-            .and_then(|d| chrono::Duration::from_std(d).ok())
-            .map(|d| Utc::now() + d);
+        token.expiry = expiry_after(response.expires_in());
         if let Some(new_refresh) = response.refresh_token() {
             token.refresh_token = Some(new_refresh.secret().clone());
         }
@@ -170,7 +170,14 @@ impl TokenManager {
     }
 }
 
-/// Rewrites `token.json` atomically with mode 0600.
+/// When a token that lasts `expires_in` from now expires; `None` (refresh before each use) when
+/// the token endpoint names no lifetime or one beyond chrono's range.
+pub fn expiry_after(expires_in: Option<std::time::Duration>) -> Option<DateTime<Utc>> {
+    let lifetime = chrono::Duration::from_std(expires_in?).ok()?;
+    Utc::now().checked_add_signed(lifetime)
+}
+
+/// Rewrites `token.json` atomically with mode 0600 (see [`write_private`]).
 pub async fn persist(path: &Path, token: &TokenFile) -> Result<(), ProviderError> {
     let bytes =
         serde_json::to_vec_pretty(token).map_err(|e| ProviderError::BadData(e.to_string()))?;
@@ -180,9 +187,15 @@ pub async fn persist(path: &Path, token: &TokenFile) -> Result<(), ProviderError
         .map_err(|e| ProviderError::Unavailable(e.to_string()))?
 }
 
+/// Writes `bytes` to `path` so that a crash leaves the old or the new content, never a mix,
+/// and nobody else can read or redirect it: the temp file gets a random name in the same
+/// directory and is created with `O_CREAT | O_EXCL` and mode 0600 (`tempfile`), so a symlink or
+/// file planted at any name is never followed or reused; it is fsynced, renamed over `path`
+/// (which replaces a symlink at `path` itself rather than writing through it), and the directory
+/// is fsynced so the rename survives a crash. On failure the temp file is removed.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ProviderError> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
     let failed = |e: std::io::Error| {
         ProviderError::Unavailable(format!("cannot write {}: {e}", path.display()))
     };
@@ -190,18 +203,22 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ProviderError> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let temp = dir.join(format!(".token.json.tmp-{}", std::process::id()));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temp)
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("token.json");
+    // No `.tmp-` in the name: the state backend's stale-temp sweep must not take it mid-write.
+    let mut file = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".new")
+        .rand_bytes(12)
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
         .map_err(failed)?;
     file.write_all(bytes)
-        .and_then(|()| file.sync_all())
+        .and_then(|()| file.as_file().sync_all())
         .map_err(failed)?;
-    std::fs::rename(&temp, path).map_err(failed)?;
+    file.persist(path).map_err(|e| failed(e.error))?;
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(failed)
