@@ -39,8 +39,8 @@ pub async fn execute(
                     })
                     .transpose()
             };
-            let start = parse_time("start")?.unwrap_or(now);
-            let end = parse_time("end")?.unwrap_or(start + chrono::Duration::days(7));
+            let start = parse_time("start")?;
+            let end = parse_time("end")?;
             let tz_name = arg_str(args, "tz")
                 .unwrap_or(&app.settings.digest_tz)
                 .to_owned();
@@ -59,21 +59,16 @@ pub async fn execute(
                 end: time("day_end", defaults.end)?,
                 ..defaults
             };
-            let slot = chrono::Duration::minutes(
-                args.get("slot_minutes")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(30),
-            );
-            let result = q
-                .availability(AvailabilityQuery {
-                    start,
-                    end,
-                    slot,
-                    hours,
-                    tz,
-                })
-                .await
+            let slot_minutes = match args.get("slot_minutes") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(v.as_i64().ok_or_else(|| {
+                    format!("slot_minutes must be a whole number of minutes, not {v}")
+                })?),
+            };
+            // Checked and bounded in core (window near now, slot_minutes 5..=1440).
+            let query = AvailabilityQuery::from_request(now, start, end, slot_minutes, hours, tz)
                 .map_err(|e| e.to_string())?;
+            let result = q.availability(query).await.map_err(|e| e.to_string())?;
             let summary = format!(
                 "{} free slots, {} busy intervals",
                 result.slots.len(),
