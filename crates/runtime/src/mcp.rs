@@ -5,7 +5,7 @@
 //! - the `Origin` check ([`AllowedOrigins`], `MCP_ALLOWED_ORIGINS`): 403 `origin_not_allowed`;
 //! - the auth crate's layer (in `MCP_AUTH_MODE=oauth` an OAuth 2.1 resource server that serves
 //!   `/.well-known/oauth-protected-resource` and answers 401 with `resource_metadata`); its 401
-//!   challenge is given `scope="…"`, the scopes of the listed tools, so a client knows what to ask
+//!   challenge names `scope="…"`, the scopes of the listed tools, so a client knows what to ask
 //!   for;
 //! - the admission gate: a principal without any scope gets 403 and no session; a `tools/call`
 //!   whose tool needs a scope the principal lacks gets 403 with `WWW-Authenticate: Bearer
@@ -378,27 +378,22 @@ pub fn router(app: App) -> Router {
                 .saturating_mul(TOTAL_SESSIONS_FACTOR),
         ),
     });
-    let scopes = Arc::<str>::from(tool_scopes(mutation_tools));
     let origins = Arc::new(app.settings.mcp_allowed_origins.clone());
     Router::new()
         .nest_service("/mcp", service)
         .layer(axum::middleware::from_fn_with_state(gate, admission))
-        .layer(AuthLayer::new(app.auth.clone()))
-        .layer(axum::middleware::from_fn_with_state(scopes, name_scopes))
+        .layer(AuthLayer::new(app.auth.clone()).naming_scopes(&tool_scopes(mutation_tools)))
         .layer(axum::middleware::from_fn_with_state(origins, check_origin))
         .merge(protected_resource_routes(app.auth.clone()))
+        .merge(crate::wiring::ready_routes(app.clone()))
 }
 
-/// The scopes of the offered tools, space-separated, in table order.
-fn tool_scopes(mutation_tools: bool) -> String {
+/// The scopes of the offered tools, in table order.
+fn tool_scopes(mutation_tools: bool) -> Vec<Scope> {
     let scopes: ScopeSet = visible_tools(mutation_tools)
         .map(|t| t.operation.scope())
         .collect();
-    scopes
-        .iter()
-        .map(Scope::as_str)
-        .collect::<Vec<_>>()
-        .join(" ")
+    scopes.iter().collect()
 }
 
 /// 403 `origin_not_allowed` to a request whose `Origin` is not allowed (MCP 2025-11-25
@@ -420,32 +415,6 @@ async fn check_origin(
         .into_response();
     }
     next.run(request).await
-}
-
-/// Adds `scope="…"` (the offered tools' scopes) to the auth layer's 401 challenge when it names
-/// none, so a client knows which scopes to ask the authorization server for.
-async fn name_scopes(State(scopes): State<Arc<str>>, request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
-    if response.status() != axum::http::StatusCode::UNAUTHORIZED {
-        return response;
-    }
-    let Some(challenge) = response
-        .headers()
-        .get(header::WWW_AUTHENTICATE)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return response;
-    };
-    if challenge.contains("scope=") {
-        return response;
-    }
-    let named = format!("{challenge}, scope=\"{scopes}\"");
-    if let Ok(value) = HeaderValue::from_str(&named) {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, value);
-    }
-    response
 }
 
 /// What the admission gate needs: which tools are offered, and the session ledger.
@@ -483,15 +452,6 @@ fn called_tool_scope(body: &[u8], mutation_tools: bool) -> Option<Scope> {
         .map(|t| t.operation.scope())
 }
 
-/// The challenge of a 403 naming `scopes`: the authenticator's base (`resource_metadata` in
-/// `oauth` mode, else the realm), `error="insufficient_scope"` and the scopes.
-fn insufficient_scope_challenge(auth: Option<&Authenticator>, scopes: &str) -> String {
-    let base = auth
-        .and_then(|a| a.challenge(&AuthError::Unauthenticated(Reason::Missing)))
-        .unwrap_or_else(|| "Bearer realm=\"quietbox\"".to_owned());
-    format!("{base}, error=\"insufficient_scope\", scope=\"{scopes}\"")
-}
-
 /// Inside the auth layer: refuses a principal without any scope (403, no session); answers a
 /// `tools/call` the principal has no scope for with 403 and the step-up challenge; counts new
 /// sessions per tenant.
@@ -504,12 +464,18 @@ async fn admission(State(gate): State<Arc<Gate>>, request: Request, next: Next) 
     let auth = request.extensions().get::<Arc<Authenticator>>().cloned();
     if principal.scopes == ScopeSet::empty() {
         let all = tool_scopes(gate.mutation_tools);
-        return ApiError::new(
+        let names: Vec<&str> = all.iter().map(|s| s.as_str()).collect();
+        let mut refusal = ApiError::new(
             ErrorCode::Forbidden,
-            format!("this credential carries no quietbox scope ({all}): it gets no MCP session"),
-        )
-        .with_www_authenticate(insufficient_scope_challenge(auth.as_deref(), &all))
-        .into_response();
+            format!(
+                "this credential carries no quietbox scope ({}): it gets no MCP session",
+                names.join(" ")
+            ),
+        );
+        if let Some(auth) = &auth {
+            refusal = refusal.with_www_authenticate(auth.insufficient_scope_challenge(&all));
+        }
+        return refusal.into_response();
     }
     if request.method() != Method::POST {
         return next.run(request).await;
@@ -707,13 +673,14 @@ mod tests {
 
     #[test]
     fn the_challenge_scopes_follow_the_offered_tools() {
-        assert_eq!(
-            tool_scopes(true),
-            "availability:read mail:scan unsubscribe:read unsubscribe:execute unsubscribe:digest"
-        );
+        assert_eq!(tool_scopes(true), Scope::ALL);
         assert_eq!(
             tool_scopes(false),
-            "availability:read mail:scan unsubscribe:read"
+            [
+                Scope::AvailabilityRead,
+                Scope::MailScan,
+                Scope::UnsubscribeRead
+            ]
         );
     }
 }
