@@ -223,3 +223,73 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ProviderError> {
         .and_then(|d| d.sync_all())
         .map_err(failed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn token(access: &str) -> TokenFile {
+        TokenFile {
+            token: Some(access.into()),
+            refresh_token: Some("1//refresh".into()),
+            ..TokenFile::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn the_rewrite_follows_no_planted_symlink_and_leaves_a_private_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token.json");
+        std::fs::write(&path, b"{\"token\":\"old\"}").unwrap();
+        // What another local user could plant: the old, predictable temp name pointing at a
+        // file of the owner's (or one the attacker can read).
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"precious").unwrap();
+        let planted = dir
+            .path()
+            .join(format!(".token.json.tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+
+        persist(&path, &token("ya29.new")).await.unwrap();
+
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(std::fs::symlink_metadata(&planted).unwrap().is_symlink());
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.is_file());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let written: TokenFile = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(written.token.as_deref(), Some("ya29.new"));
+        assert_eq!(written.refresh_token.as_deref(), Some("1//refresh"));
+        // No temp file is left behind.
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let expected_temp = format!(".token.json.tmp-{}", std::process::id());
+        assert_eq!(
+            names,
+            vec![expected_temp, "token.json".to_owned(), "victim".to_owned()]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_token_file_in_a_missing_directory_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing-dir").join("token.json");
+        let err = persist(&path, &token("x")).await.unwrap_err();
+        assert!(err.to_string().contains("cannot write"), "{err}");
+    }
+
+    #[test]
+    fn expiry_arithmetic_never_overflows() {
+        assert!(expiry_after(Some(std::time::Duration::from_secs(u64::MAX))).is_none());
+        assert!(
+            expiry_after(Some(std::time::Duration::from_secs(i64::MAX as u64 / 1000))).is_none()
+        );
+        assert!(expiry_after(None).is_none());
+        let hour = expiry_after(Some(std::time::Duration::from_secs(3600))).unwrap();
+        assert!(hour > Utc::now() + chrono::Duration::minutes(59));
+    }
+}
