@@ -37,7 +37,14 @@
 //!   failing endpoint), with concurrent callers sharing one fetch, and serves stale keys while the
 //!   endpoint is down: a `kid` flood cannot hammer the identity provider, and an outage of the
 //!   provider is not an outage of the service.
-//! - Tokens over 8 KiB are refused before decoding; the API key is compared in constant time.
+//! - Tokens over 8 KiB are refused before decoding; the API key is compared in constant time
+//!   whatever its length (SHA-256 digests compared with `subtle`).
+//! - `aud` is always required, `iss` whenever an issuer is configured, and an `iat` in the future
+//!   is refused. In `oauth` mode a `typ` header must say `at+jwt` (RFC 9068); a token without
+//!   `typ` is accepted, because many authorization servers omit it (see [`jwt`]).
+//! - Keys and metadata are fetched over https only (http to loopback), within one origin, with
+//!   capped bodies and no proxy from the environment (see [`fetch`]); weak RSA keys and keys not
+//!   meant for signatures are skipped (see [`jwks`]).
 //! - Metrics go through the `metrics` facade (`jwt_verify_errors_total{reason}`,
 //!   `rate_limited_total{operation}`, `rate_limit_backend_errors_total{backend}`), so the host
 //!   service picks the exporter.
@@ -62,7 +69,7 @@ mod secret;
 pub mod http;
 
 pub use api_key::ApiKeyVerifier;
-pub use authenticator::{AuthConfig, Authenticator};
+pub use authenticator::{AuthConfig, Authenticator, DEFAULT_AUDIENCE};
 pub use error::{AuthError, ConfigError, Reason};
 pub use fetch::{FetchUrlError, validate_fetch_url};
 pub use jwks::JwksTiming;

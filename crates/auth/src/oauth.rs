@@ -64,7 +64,7 @@ pub fn resource_metadata_url(resource: &str) -> Result<String, ConfigError> {
 /// must equal the configured one exactly (RFC 8414 §3.3; a trailing slash is a difference), or
 /// a look-alike server could redirect trust: a mismatch is [`ConfigError::IssuerMismatch`],
 /// naming both values. The issuer and the document's `jwks_uri` must pass
-/// [`validate_fetch_url`](crate::fetch::validate_fetch_url); documents are capped at
+/// [`validate_fetch_url`]; documents are capped at
 /// [`MAX_METADATA_BYTES`] while they stream.
 pub async fn discover(
     client: &reqwest::Client,
