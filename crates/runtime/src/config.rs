@@ -734,6 +734,38 @@ mod tests {
     }
 
     #[test]
+    fn read_budget_and_connection_limits_have_defaults_and_refuse_zero() {
+        let key = ("AGENT_API_KEY", "k-0123456789abcdef0123456789abcdef");
+        let s = load(Binary::Api, &[key]).unwrap();
+        assert_eq!(s.rate_limit_read_per_min, 600);
+        assert_eq!(s.rate_limit_read_burst, 60);
+        assert_eq!(s.http_header_timeout, Duration::from_secs(10));
+        assert_eq!(s.http_max_connections, 1024);
+        for variable in [
+            "RATE_LIMIT_READ_PER_MIN",
+            "RATE_LIMIT_READ_BURST",
+            "HTTP_HEADER_TIMEOUT_S",
+            "HTTP_MAX_CONNECTIONS",
+        ] {
+            for bad in ["0", "-1", "many", "99999999999"] {
+                let err = load(Binary::Api, &[key, (variable, bad)]).unwrap_err();
+                assert_eq!(err.variable, variable, "{variable}={bad}: {err}");
+            }
+        }
+        let s = load(
+            Binary::A2a,
+            &[
+                key,
+                ("HTTP_HEADER_TIMEOUT_S", "2"),
+                ("HTTP_MAX_CONNECTIONS", "8"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.http_header_timeout, Duration::from_secs(2));
+        assert_eq!(s.http_max_connections, 8);
+    }
+
+    #[test]
     fn key_and_issuer_urls_must_be_https_outside_loopback() {
         let key = ("AGENT_API_KEY", "k-0123456789abcdef0123456789abcdef");
         let err = load(

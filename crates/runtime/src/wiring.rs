@@ -152,6 +152,22 @@ pub fn rate_limiter(settings: &Settings) -> Result<RateLimiter, WiringError> {
     Ok(limiter.with_failure_policy(policy))
 }
 
+#[cfg(test)]
+mod rate_limit_tests {
+    use super::*;
+
+    #[test]
+    fn sender_decisions_are_mutations_and_reads_are_not() {
+        let mutating = mutating_operations();
+        for key in ["decision", "unsubscribe", "digest"] {
+            assert!(mutating.contains(&key), "{key} missing from {mutating:?}");
+        }
+        for key in ["scan", "candidates", "history", "availability", "sender"] {
+            assert!(!mutating.contains(&key), "{key} is not a mutation");
+        }
+    }
+}
+
 /// Builds the app.
 pub async fn build(settings: Settings) -> Result<App, WiringError> {
     let state = open_state(&settings).await?;
