@@ -20,7 +20,7 @@
 
 mod origin;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -453,8 +453,9 @@ fn called_tool_scope(body: &[u8], mutation_tools: bool) -> Option<Scope> {
 }
 
 /// Inside the auth layer: refuses a principal without any scope (403, no session); answers a
-/// `tools/call` the principal has no scope for with 403 and the step-up challenge; counts new
-/// sessions per tenant.
+/// request on another principal's session 404, as if it did not exist (a session belongs to the
+/// tenant and subject that opened it); answers a `tools/call` the principal has no scope for with
+/// 403 and the step-up challenge; counts new sessions per tenant.
 async fn admission(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
     let Some(principal) = request.extensions().get::<Principal>().cloned() else {
         // The auth layer in front always sets one; without it there is nobody to admit.
@@ -477,6 +478,18 @@ async fn admission(State(gate): State<Arc<Gate>>, request: Request, next: Next) 
         }
         return refusal.into_response();
     }
+    if let Some(id) = request
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        && !gate.ledger.belongs_to(id, &principal)
+    {
+        return ApiError::new(
+            ErrorCode::NotFound,
+            "this credential has no MCP session with that id; open one with initialize",
+        )
+        .into_response();
+    }
     if request.method() != Method::POST {
         return next.run(request).await;
     }
@@ -498,7 +511,7 @@ async fn admission(State(gate): State<Arc<Gate>>, request: Request, next: Next) 
     if !opens_session {
         return next.run(request).await;
     }
-    let mut reservation = match gate.ledger.reserve(&principal.tenant).await {
+    let mut reservation = match gate.ledger.reserve(&principal).await {
         Ok(reservation) => reservation,
         Err(refusal) => return refusal.into_response(),
     };
@@ -524,7 +537,8 @@ struct SessionLedger {
 
 #[derive(Default)]
 struct TenantSessions {
-    live: HashSet<SessionId>,
+    /// Each live session and the subject that opened it.
+    live: HashMap<SessionId, String>,
     /// `initialize` requests admitted and not answered yet.
     opening: usize,
 }
@@ -534,6 +548,7 @@ struct TenantSessions {
 struct Reservation<'a> {
     ledger: &'a SessionLedger,
     tenant: String,
+    subject: String,
     session: Option<SessionId>,
 }
 
@@ -547,7 +562,7 @@ impl Drop for Reservation<'_> {
         let entry = tenants.entry(self.tenant.clone()).or_default();
         entry.opening = entry.opening.saturating_sub(1);
         if let Some(id) = self.session.take() {
-            entry.live.insert(id);
+            entry.live.insert(id, std::mem::take(&mut self.subject));
         }
     }
 }
@@ -564,11 +579,12 @@ impl SessionLedger {
 
     /// Admits one more session for `tenant`, or 503 with `Retry-After` when the tenant (or all
     /// tenants together) are at the cap.
-    async fn reserve(&self, tenant: &str) -> Result<Reservation<'_>, ApiError> {
+    async fn reserve(&self, principal: &Principal) -> Result<Reservation<'_>, ApiError> {
+        let tenant = principal.tenant.as_str();
         let live = self.sessions.sessions.read().await;
         let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
         tenants.retain(|_, t| {
-            t.live.retain(|id| live.contains_key(id));
+            t.live.retain(|id, _| live.contains_key(id));
             !t.live.is_empty() || t.opening > 0
         });
         let refuse = |detail: String| {
@@ -593,8 +609,21 @@ impl SessionLedger {
         Ok(Reservation {
             ledger: self,
             tenant: tenant.to_owned(),
+            subject: principal.subject.clone(),
             session: None,
         })
+    }
+
+    /// Whether the session `id` may be used by `principal`: `false` when another tenant or
+    /// subject opened it. An id the ledger does not know is rmcp's to answer (404).
+    fn belongs_to(&self, id: &str, principal: &Principal) -> bool {
+        let tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+        for (tenant, sessions) in tenants.iter() {
+            if let Some(subject) = sessions.live.get(id) {
+                return *tenant == principal.tenant && *subject == principal.subject;
+            }
+        }
+        true
     }
 }
 

@@ -400,3 +400,36 @@ async fn a_call_whose_arguments_once_panicked_is_answered() {
     let result = session.call("list_unsubscribe_candidates", json!({})).await;
     assert_eq!(result["isError"], false, "{result}");
 }
+
+#[tokio::test]
+async fn a_session_answers_only_the_principal_that_opened_it() {
+    let server = spawn(&[]);
+    let owner = Session::open(&server, bearer(token_for("desk-1", "unsubscribe:read"))).await;
+    let id = owner.id.clone().unwrap();
+    let list = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"});
+    let other = format!("Bearer {}", token_for("desk-2", "unsubscribe:read"));
+    let (status, _, body) = post(
+        &owner.url,
+        &[("authorization", &other), ("mcp-session-id", &id)],
+        &list,
+    )
+    .await;
+    assert_eq!(status, 404, "another tenant: {body}");
+    let (status, _, _) = post(
+        &owner.url,
+        &[("x-api-key", KEY), ("mcp-session-id", &id)],
+        &list,
+    )
+    .await;
+    assert_eq!(status, 404, "the API key is another principal too");
+    let (status, _, body) = post(
+        &owner.url,
+        &[
+            (owner.auth.0.as_str(), owner.auth.1.as_str()),
+            ("mcp-session-id", &id),
+        ],
+        &list,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
