@@ -4,6 +4,7 @@
 
 mod hardening;
 mod harness;
+mod input_bounds;
 mod operations;
 mod routes;
 mod secrets_and_state;
