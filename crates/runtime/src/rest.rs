@@ -189,11 +189,11 @@ async fn ready(State(app): State<App>) -> Result<impl IntoResponse, ApiError> {
 /// Query of `GET /v1/availability`.
 #[derive(Debug, Deserialize, IntoParams)]
 struct AvailabilityParams {
-    /// Window start (RFC 3339); default now.
+    /// Window start (RFC 3339); default now. Within 5 years of now.
     start: Option<DateTime<Utc>>,
-    /// Window end (RFC 3339); default start + 7 days.
+    /// Window end (RFC 3339); default start + 7 days. At most 62 days after start.
     end: Option<DateTime<Utc>>,
-    /// Slot length in minutes; default 30.
+    /// Slot length in minutes, 5 to 1440; default 30.
     slot_minutes: Option<i64>,
     /// IANA time zone; default `DIGEST_TZ`.
     tz: Option<String>,
