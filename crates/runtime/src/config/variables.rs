@@ -195,12 +195,12 @@ pub const VARIABLES: &[Variable] = &[
     var(
         "HTTP_HEADER_TIMEOUT_S",
         Value("10"),
-        "Seconds a connection may take to send a request's headers (and may stay idle between requests) before it is closed (at least 1).",
+        "Seconds a connection may take to send a request's headers (and may stay idle between requests) before it is closed (1 to 3600).",
     ),
     var(
         "HTTP_MAX_CONNECTIONS",
         Value("1024"),
-        "Concurrent connections per binary (at least 1); further connections wait in the listen backlog until one closes.",
+        "Concurrent connections per binary (1 to 1000000); further connections wait in the listen backlog until one closes.",
     ),
     var(
         "RATE_LIMIT_PER_MIN",
