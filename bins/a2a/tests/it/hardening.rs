@@ -278,3 +278,73 @@ async fn a_skill_that_panicked_leaves_no_task_working() {
         "TASK_STATE_FAILED"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_subscribes_to_a_working_task_until_it_completes() {
+    use quietbox_core::store::{StateStore, TaskOwner, TaskRecord};
+    let server = spawn(&[]);
+    // A task working on another replica: written straight into the shared data directory.
+    let store = quietbox_state::FileStore::open(server.dir.path().join("data")).unwrap();
+    let record = |state: &str| TaskRecord {
+        id: "t-elsewhere".into(),
+        context_id: "c1".into(),
+        state: state.into(),
+        payload: json!({"id": "t-elsewhere", "contextId": "c1", "status": {"state": state},
+            "artifacts": [{"artifactId": "a1", "parts": [{"text": "done"}]}]}),
+        created_at: chrono::Utc::now(),
+        updated_at: chrono::Utc::now(),
+        owner: TaskOwner::legacy(),
+        skill: Some("scan_inbox".into()),
+    };
+    store.put_task(record("TASK_STATE_WORKING")).await.unwrap();
+    let subscribe = rpc(1, "SubscribeToTask", json!({"id": "t-elsewhere"}));
+    let reader = tokio::spawn({
+        let url = server.url("/");
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .header("x-api-key", KEY)
+                .json(&subscribe)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    store
+        .put_task(record("TASK_STATE_COMPLETED"))
+        .await
+        .unwrap();
+    let text = tokio::time::timeout(std::time::Duration::from_secs(10), reader)
+        .await
+        .expect("the stream ends at the final state")
+        .unwrap();
+    let events: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(
+        events[0]["result"]["task"]["status"]["state"],
+        "TASK_STATE_WORKING"
+    );
+    assert_eq!(
+        events[1]["result"]["artifactUpdate"]["artifact"]["artifactId"],
+        "a1"
+    );
+    assert_eq!(
+        events.last().unwrap()["result"]["statusUpdate"]["status"]["state"],
+        "TASK_STATE_COMPLETED"
+    );
+    // A final task has nothing left to stream.
+    let (_, answer) = call(
+        &server,
+        key(),
+        rpc(2, "SubscribeToTask", json!({"id": "t-elsewhere"})),
+    )
+    .await;
+    assert_eq!(answer["error"]["code"], -32004, "{answer}");
+}
