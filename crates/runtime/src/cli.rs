@@ -14,12 +14,13 @@ use clap::{Parser, Subcommand};
 use quietbox_core::Quietbox;
 use quietbox_core::ports::{NoProgress, SystemClock};
 use quietbox_core::service::ScanOptions;
+use quietbox_core::store::StateStore;
 use quietbox_scheduler::{Job, Schedule, Scheduler};
 
 use crate::config::{Binary, Enforcement, RawSettings, Settings};
 use crate::http::{HttpLimits, serve, shutdown_signal, with_common_layers};
 use crate::telemetry::init_tracing;
-use crate::wiring::{self, App};
+use crate::wiring::{self, App, Started, SwitchRouter};
 
 /// Flags and subcommands.
 #[derive(Debug, Parser)]
@@ -359,35 +360,68 @@ async fn serve_app(
     surface: fn(App) -> Router,
 ) -> Result<(), String> {
     let bind = settings.bind_addr;
-    let app = wiring::build(settings).await.map_err(|e| e.to_string())?;
-    if app.settings.scheduler_enabled {
-        let schedule = Schedule::parse(&app.settings.digest_cron, &app.settings.digest_tz)
-            .map_err(|e| format!("DIGEST_CRON: {e}"))?;
-        let node = format!("{}-{}-{}", binary.name(), hostname(), std::process::id());
-        let mut scheduler = Scheduler::new(app.state.clone(), Arc::new(SystemClock), node)
-            .with_job(
-                schedule,
-                Arc::new(DigestJob {
-                    quietbox: app.quietbox.clone(),
-                }),
-            );
-        if app.settings.unsubscribe_enforce == Enforcement::Archive {
-            let hourly = Schedule::parse(ENFORCE_CRON, &app.settings.digest_tz)
-                .map_err(|e| format!("DIGEST_TZ: {e}"))?;
-            scheduler = scheduler.with_job(
-                hourly,
-                Arc::new(EnforceJob {
-                    quietbox: app.quietbox.clone(),
-                }),
-            );
+    let limits = HttpLimits::from_settings(&settings);
+    let router = match wiring::start(settings).await.map_err(|e| e.to_string())? {
+        Started::Ready(app) => {
+            start_scheduler(binary, &app.settings, app.state.clone(), &app.quietbox)?;
+            with_common_layers(surface(app), binary.name(), limits)
         }
-        tokio::spawn(async move { scheduler.run_until(shutdown_signal()).await });
-    }
-    let limits = HttpLimits::from_settings(&app.settings);
-    let router = with_common_layers(surface(app), binary.name(), limits);
+        // The IdP is unreachable: serve what needs no token, and the real surface once the
+        // issuer answers (no restart).
+        Started::AwaitingIssuer(waiting) => {
+            start_scheduler(
+                binary,
+                waiting.settings(),
+                waiting.state(),
+                waiting.quietbox(),
+            )?;
+            let switch =
+                SwitchRouter::new(with_common_layers(waiting.router(), binary.name(), limits));
+            let swap = switch.clone();
+            tokio::spawn(async move {
+                let app = waiting.connect().await;
+                swap.replace(with_common_layers(surface(app), binary.name(), limits));
+            });
+            switch.router()
+        }
+    };
     serve(router, bind, binary.name(), limits)
         .await
         .map_err(|e| format!("cannot serve on {bind}: {e}"))
+}
+
+/// Starts the scheduler when `SCHEDULER_ENABLED` (the digest job, and the enforcement job with
+/// `UNSUBSCRIBE_ENFORCE=archive`).
+fn start_scheduler(
+    binary: Binary,
+    settings: &Settings,
+    state: Arc<dyn StateStore>,
+    quietbox: &Quietbox,
+) -> Result<(), String> {
+    if !settings.scheduler_enabled {
+        return Ok(());
+    }
+    let schedule = Schedule::parse(&settings.digest_cron, &settings.digest_tz)
+        .map_err(|e| format!("DIGEST_CRON: {e}"))?;
+    let node = format!("{}-{}-{}", binary.name(), hostname(), std::process::id());
+    let mut scheduler = Scheduler::new(state, Arc::new(SystemClock), node).with_job(
+        schedule,
+        Arc::new(DigestJob {
+            quietbox: quietbox.clone(),
+        }),
+    );
+    if settings.unsubscribe_enforce == Enforcement::Archive {
+        let hourly = Schedule::parse(ENFORCE_CRON, &settings.digest_tz)
+            .map_err(|e| format!("DIGEST_TZ: {e}"))?;
+        scheduler = scheduler.with_job(
+            hourly,
+            Arc::new(EnforceJob {
+                quietbox: quietbox.clone(),
+            }),
+        );
+    }
+    tokio::spawn(async move { scheduler.run_until(shutdown_signal()).await });
+    Ok(())
 }
 
 /// The scopes `login` asks for: the archiving ones only when auto-archiving is configured

@@ -176,14 +176,9 @@ async fn openapi() -> Response {
 /// Readiness: the state store is writable and the mail provider can serve (mbox readable, or
 /// Google token refreshable).
 #[utoipa::path(get, path = "/ready", responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
-async fn ready(State(app): State<App>) -> Result<impl IntoResponse, ApiError> {
-    app.quietbox.check_ready().await.map_err(|e| {
-        ApiError::new(
-            ErrorCode::NotReady,
-            format!("not ready ({}): {e}", e.code()),
-        )
-    })?;
-    Ok(axum::Json(serde_json::json!({"status": "ready"})))
+async fn ready(state: State<App>) -> Response {
+    // Shared with MCP: also names a dependency (Google) still unreachable since start.
+    crate::wiring::ready(state).await
 }
 
 /// Query of `GET /v1/availability`.

@@ -25,6 +25,13 @@ use crate::config::{
 };
 use crate::operations::{Budget, Operation};
 
+mod dependencies;
+
+pub use dependencies::{
+    Backoff, Dependency, PendingGmail, RETRY_FIRST, RETRY_MAX, Readiness, SwitchRouter, ready,
+    ready_routes,
+};
+
 /// Gmail's per-user quota, a little under 250 units/s so that clock skew between our bucket and
 /// Google's window does not turn into 429s.
 const GMAIL_UNITS_PER_SECOND: u32 = 240;
@@ -71,6 +78,9 @@ pub struct App {
     pub state: Arc<dyn StateStore>,
     /// The settings it was built from.
     pub settings: Arc<Settings>,
+    /// The dependencies not reachable yet (Google, while it is down at start): `/ready` names
+    /// them.
+    pub readiness: Arc<Readiness>,
 }
 
 impl std::fmt::Debug for App {
@@ -152,25 +162,134 @@ pub fn rate_limiter(settings: &Settings) -> Result<RateLimiter, WiringError> {
     Ok(limiter.with_failure_policy(policy))
 }
 
-#[cfg(test)]
-mod rate_limit_tests {
-    use super::*;
+/// How long the first connection to Google may take at start before the binary serves without
+/// it (and keeps trying in the background).
+const GOOGLE_FIRST_ATTEMPT: Duration = Duration::from_secs(20);
 
-    #[test]
-    fn sender_decisions_are_mutations_and_reads_are_not() {
-        let mutating = mutating_operations();
-        for key in ["decision", "unsubscribe", "digest"] {
-            assert!(mutating.contains(&key), "{key} missing from {mutating:?}");
+/// Builds the app, failing when a dependency (Google, the OAuth issuer) cannot be reached: for
+/// the CLI's one-shot commands. `serve` uses [`start`].
+pub async fn build(settings: Settings) -> Result<App, WiringError> {
+    let core = assemble(&settings, false).await?;
+    let auth = Arc::new(Authenticator::new(auth_config(&settings)?).await?);
+    Ok(core.into_app(auth, settings))
+}
+
+/// What [`start`] built.
+pub enum Started {
+    /// Everything is wired.
+    Ready(App),
+    /// The OAuth authorization server was unreachable: serve [`AwaitingIssuer::router`] and
+    /// await [`AwaitingIssuer::connect`].
+    AwaitingIssuer(Box<AwaitingIssuer>),
+}
+
+/// A binary in OAuth mode whose authorization server has not answered yet.
+pub struct AwaitingIssuer {
+    core: Core,
+    settings: Settings,
+    config: AuthConfig,
+    metadata_url: String,
+}
+
+impl AwaitingIssuer {
+    /// The router to serve meanwhile: the RFC 9728 document, the 401 challenge, `/ready` 503
+    /// naming `oauth_issuer`, and 503 for calls with credentials.
+    pub fn router(&self) -> axum::Router {
+        dependencies::awaiting_issuer_router(
+            self.config.resource_url.as_deref().unwrap_or_default(),
+            self.config.oauth_issuer.as_deref().unwrap_or_default(),
+            &self.metadata_url,
+            self.core.readiness.clone(),
+        )
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The state store (the scheduler needs no token).
+    pub fn state(&self) -> Arc<dyn StateStore> {
+        self.core.state.clone()
+    }
+
+    /// The use cases (the scheduler needs no token).
+    pub fn quietbox(&self) -> &Quietbox {
+        &self.core.quietbox
+    }
+
+    /// Retries the issuer's discovery with [`Backoff`] until it succeeds, then returns the app.
+    pub async fn connect(self: Box<Self>) -> App {
+        let readiness = self.core.readiness.clone();
+        let config = self.config;
+        let auth = dependencies::retry(
+            &readiness,
+            Dependency::OAuthIssuer,
+            Backoff::default(),
+            || Authenticator::new(config.clone()),
+        )
+        .await;
+        self.core.into_app(Arc::new(auth), self.settings)
+    }
+}
+
+/// Builds the app for `serve`: a Google account or an OAuth issuer unreachable at start does not
+/// stop the binary; it serves without it and connects in the background (see [`Readiness`]).
+/// Bad settings and an unusable state still stop it.
+pub async fn start(settings: Settings) -> Result<Started, WiringError> {
+    // The failure counter must reach the exporter even before the first router is built.
+    let _ = crate::telemetry::metrics_handle();
+    let core = assemble(&settings, true).await?;
+    let config = auth_config(&settings)?;
+    match Authenticator::new(config.clone()).await {
+        Ok(auth) => Ok(Started::Ready(core.into_app(Arc::new(auth), settings))),
+        Err(quietbox_auth::ConfigError::Discovery { url, detail })
+            if config.mode == AuthMode::OAuth =>
+        {
+            let resource = config.resource_url.as_deref().unwrap_or_default();
+            let metadata_url = quietbox_auth::oauth::resource_metadata_url(resource)?;
+            core.readiness.failed(
+                Dependency::OAuthIssuer,
+                format!("{url}: {detail}"),
+                RETRY_FIRST,
+            );
+            Ok(Started::AwaitingIssuer(Box::new(AwaitingIssuer {
+                core,
+                settings,
+                config,
+                metadata_url,
+            })))
         }
-        for key in ["scan", "candidates", "history", "availability", "sender"] {
-            assert!(!mutating.contains(&key), "{key} is not a mutation");
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Everything but the authenticator.
+struct Core {
+    quietbox: Quietbox,
+    state: Arc<dyn StateStore>,
+    limiter: Arc<RateLimiter>,
+    readiness: Arc<Readiness>,
+}
+
+impl Core {
+    fn into_app(self, auth: Arc<Authenticator>, settings: Settings) -> App {
+        App {
+            quietbox: self.quietbox,
+            auth,
+            limiter: self.limiter,
+            state: self.state,
+            settings: Arc::new(settings),
+            readiness: self.readiness,
         }
     }
 }
 
-/// Builds the app.
-pub async fn build(settings: Settings) -> Result<App, WiringError> {
-    let state = open_state(&settings).await?;
+/// Opens the state and the providers; with `tolerant`, a Google account that does not answer
+/// is connected in the background instead of failing.
+async fn assemble(settings: &Settings, tolerant: bool) -> Result<Core, WiringError> {
+    let readiness = Arc::new(Readiness::default());
+    let state = open_state(settings).await?;
     let (mail, calendar): (Arc<dyn MailProvider>, Arc<dyn CalendarProvider>) =
         match settings.mail_provider {
             MailProviderKind::Local => {
@@ -208,10 +327,35 @@ pub async fn build(settings: Settings) -> Result<App, WiringError> {
                     Arc::new(QuotaBucket::new(GMAIL_UNITS_PER_SECOND)),
                     RetryPolicy::default(),
                 );
-                let gmail = GmailProvider::connect(api.clone(), 16)
-                    .await
-                    .map_err(|e| WiringError::Provider(format!("Gmail: {e}")))?;
-                (Arc::new(gmail), Arc::new(GoogleCalendar::new(api)))
+                let first = tokio::time::timeout(
+                    GOOGLE_FIRST_ATTEMPT,
+                    GmailProvider::connect(api.clone(), 16),
+                )
+                .await
+                .map_err(|_| format!("no answer within {} s", GOOGLE_FIRST_ATTEMPT.as_secs()))
+                .and_then(|connected| connected.map_err(|e| e.to_string()));
+                let mail: Arc<dyn MailProvider> = match first {
+                    Ok(gmail) => Arc::new(gmail),
+                    Err(detail) if tolerant => {
+                        readiness.failed(Dependency::Google, detail, RETRY_FIRST);
+                        let pending = Arc::new(PendingGmail::new(readiness.clone()));
+                        let (connecting, waiting, api) =
+                            (pending.clone(), readiness.clone(), api.clone());
+                        tokio::spawn(async move {
+                            let gmail = dependencies::retry(
+                                &waiting,
+                                Dependency::Google,
+                                Backoff::default(),
+                                || GmailProvider::connect(api.clone(), 16),
+                            )
+                            .await;
+                            connecting.connect(gmail);
+                        });
+                        pending
+                    }
+                    Err(detail) => return Err(WiringError::Provider(format!("Gmail: {detail}"))),
+                };
+                (mail, Arc::new(GoogleCalendar::new(api)))
             }
         };
     let policy = if settings.unsubscribe_allow_loopback {
@@ -246,13 +390,27 @@ pub async fn build(settings: Settings) -> Result<App, WiringError> {
         Arc::new(SystemClock),
         core_settings,
     );
-    let auth = Arc::new(Authenticator::new(auth_config(&settings)?).await?);
-    let limiter = Arc::new(rate_limiter(&settings)?);
-    Ok(App {
+    let limiter = Arc::new(rate_limiter(settings)?);
+    Ok(Core {
         quietbox,
-        auth,
-        limiter,
         state,
-        settings: Arc::new(settings),
+        limiter,
+        readiness,
     })
+}
+
+#[cfg(test)]
+mod rate_limit_tests {
+    use super::*;
+
+    #[test]
+    fn sender_decisions_are_mutations_and_reads_are_not() {
+        let mutating = mutating_operations();
+        for key in ["decision", "unsubscribe", "digest"] {
+            assert!(mutating.contains(&key), "{key} missing from {mutating:?}");
+        }
+        for key in ["scan", "candidates", "history", "availability", "sender"] {
+            assert!(!mutating.contains(&key), "{key} is not a mutation");
+        }
+    }
 }

@@ -8,3 +8,4 @@ mod input_bounds;
 mod operations;
 mod routes;
 mod secrets_and_state;
+mod startup_without_google;

@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 mod hardening;
 mod rmcp_client;
 mod session_cap;
+mod startup_without_idp;
 
 use quietbox_testkit::binary::{self, Server, with};
 use serde_json::{Value, json};
