@@ -458,3 +458,28 @@ async fn a_scan_after_a_restart_resumes_from_the_stored_checkpoint() {
         "only the new messages were fetched"
     );
 }
+
+#[tokio::test]
+async fn a_strangers_from_with_esc_from_gmail_yields_no_raw_escape_in_a_sender() {
+    let rig = rig(1_000_000).await;
+    rig.fake.add_messages(vec![
+        FakeMessage::new(
+            "esc1",
+            "\"Mega\u{1b}[2JDeals\r\n\" <deals@evil.example>",
+            T0,
+            &[],
+        ),
+        FakeMessage::new("esc2", "<news@evil.example\u{1b}[31m>", T0 + 1, &[]),
+    ]);
+    let batch = rig
+        .gmail
+        .scan(&ScanRequest::default(), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(batch.messages.len(), 2);
+    let senders = quietbox_core::senders::aggregate(&batch.messages);
+    // The name's ESC is escaped (the sender still counts); an address holding ESC is none.
+    assert_eq!(senders.len(), 1, "{senders:?}");
+    assert_eq!(senders[0].address, "deals@evil.example");
+    assert_eq!(senders[0].name.as_deref(), Some("Mega\u{fffd}[2JDeals"));
+}
