@@ -1,6 +1,6 @@
 //! The A2A 1.0 surface of `quietbox-a2a`: the agent card at `/.well-known/agent-card.json` and
 //! the JSON-RPC 2.0 binding at `/` (`SendMessage`, `SendStreamingMessage`, `GetTask`,
-//! `ListTasks`, `CancelTask`, `GetExtendedAgentCard`).
+//! `ListTasks`, `CancelTask`, `SubscribeToTask`, `GetExtendedAgentCard`).
 //!
 //! Wire shapes follow the A2A 1.0 protocol buffers' JSON form (camelCase fields,
 //! `TASK_STATE_*` and `ROLE_*` enums, parts as `{"text"}` or `{"data"}`). A message picks a skill
