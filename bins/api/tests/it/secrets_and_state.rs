@@ -16,6 +16,27 @@ fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Runs `serve` and expects it to exit by itself within 10 s; a binary that starts serving
+/// instead (as it did with weak secrets before) is killed and the test fails.
+fn serve_must_exit(env: &[(String, String)]) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = command(env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!("serve started anyway: {}", stderr(&output));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn serve_refuses_a_short_api_key_a_placeholder_and_a_short_hs256_secret() {
     let dir = tempfile::tempdir().unwrap();
@@ -29,7 +50,7 @@ fn serve_refuses_a_short_api_key_a_placeholder_and_a_short_hs256_secret() {
     ];
     for (variable, value) in cases {
         let env = with(base_env(dir.path()), &[(variable, value)]);
-        let output = command(&env).output().unwrap();
+        let output = serve_must_exit(&env);
         let text = stderr(&output);
         assert_eq!(output.status.code(), Some(2), "{variable}: {text}");
         let line = text
@@ -119,7 +140,7 @@ fn the_example_file_passes_check_config_only_in_example_mode() {
         .unwrap();
     assert!(example.status.success(), "{}", stderr(&example));
     // Serving never has an example mode.
-    let serve = command(&env).output().unwrap();
+    let serve = serve_must_exit(&env);
     assert_eq!(serve.status.code(), Some(2), "{}", stderr(&serve));
 }
 
