@@ -700,6 +700,38 @@ mod tests {
         assert_eq!(called_tool_scope(b"not json", true), None);
     }
 
+    fn principal(tenant: &str, subject: &str) -> Principal {
+        Principal {
+            subject: subject.to_owned(),
+            tenant: tenant.to_owned(),
+            scopes: ScopeSet::all(),
+            method: AuthMethod::Jwt,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_session_rmcp_dropped_frees_its_tenants_slot() {
+        use rmcp::transport::streamable_http_server::session::SessionManager;
+        let manager = Arc::new(LocalSessionManager::default());
+        let ledger = SessionLedger::new(manager.clone(), 1, 4);
+        let owner = principal("t1", "desk-1");
+        let mut reservation = ledger.reserve(&owner).await.unwrap();
+        let (id, _transport) = manager.create_session().await.unwrap();
+        reservation.session = Some(id.clone());
+        drop(reservation);
+        assert!(ledger.reserve(&owner).await.is_err(), "t1 is at its cap");
+        assert!(ledger.belongs_to(&id, &owner));
+        assert!(!ledger.belongs_to(&id, &principal("t1", "desk-2")));
+        assert!(!ledger.belongs_to(&id, &principal("t2", "desk-1")));
+        drop(ledger.reserve(&principal("t2", "desk-9")).await.unwrap());
+        // What DELETE and the idle timeout do: rmcp closes the session.
+        manager.close_session(&id).await.unwrap();
+        assert!(
+            ledger.reserve(&owner).await.is_ok(),
+            "the slot is free again"
+        );
+    }
+
     #[test]
     fn the_challenge_scopes_follow_the_offered_tools() {
         assert_eq!(tool_scopes(true), Scope::ALL);
