@@ -1,6 +1,8 @@
 //! Builds everything a binary serves from [`Settings`]: the state backend, the providers, the
 //! authenticator, the rate limiter and the core service — once, at start-up, so that a broken
-//! setting or a corrupt state file stops the process before it listens.
+//! setting or a corrupt state file stops the process before it listens. A dependency that is
+//! only unreachable (Google, the OAuth issuer) does not: `serve` ([`start`]) listens without it
+//! and connects in the background (see [`Readiness`]).
 
 use std::sync::Arc;
 use std::time::Duration;
