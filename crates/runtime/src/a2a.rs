@@ -29,7 +29,7 @@ use axum::routing::{get, post};
 use chrono::Utc;
 use futures::FutureExt;
 use quietbox_auth::http::{AuthLayer, AuthRejection};
-use quietbox_auth::{AuthError, Principal, Scope};
+use quietbox_auth::{AuthError, AuthMethod, Principal, Scope};
 use quietbox_core::ErrorCode;
 use quietbox_core::ports::{NoProgress, ScanProgress};
 use quietbox_core::store::{TaskOwner, TaskQuery, TaskRecord, TaskRetention};
@@ -399,12 +399,20 @@ async fn dispatch(
     }
 }
 
-/// The owner recorded for the tasks `principal` creates.
+/// The owner recorded for the tasks `principal` creates. The API key's identity is reserved: a
+/// token whose tenant and subject spell it owns tasks of its own, not the key's.
 fn owner_of(principal: &Principal) -> TaskOwner {
-    TaskOwner {
+    let owner = TaskOwner {
         tenant: principal.tenant.clone(),
         subject: principal.subject.clone(),
+    };
+    if principal.method != AuthMethod::ApiKey && owner == TaskOwner::legacy() {
+        return TaskOwner {
+            subject: format!("{}:{}", principal.method.as_str(), owner.subject),
+            ..owner
+        };
     }
+    owner
 }
 
 /// The scopes needed to read or cancel `record`: its skill's, or every skill's for a task
@@ -1012,6 +1020,12 @@ mod tests {
     #[test]
     fn tasks_stored_without_an_owner_belong_to_the_api_key_principal() {
         assert_eq!(TaskOwner::legacy(), owner_of(&Principal::api_key()));
+        // A token naming the key's tenant and subject is not the key.
+        let impostor = Principal {
+            method: AuthMethod::Jwt,
+            ..Principal::api_key()
+        };
+        assert_ne!(owner_of(&impostor), TaskOwner::legacy());
     }
 
     #[tokio::test]
