@@ -458,6 +458,20 @@ mod tests {
         );
     }
 
+    #[test]
+    fn made_up_methods_share_one_label_and_the_log_cuts_them() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::DELETE), "DELETE");
+        let long = Method::from_bytes("X".repeat(5000).as_bytes()).unwrap();
+        assert_eq!(method_label(&long), "other");
+        assert_eq!(
+            method_label(&Method::from_bytes(b"PROPFIND").unwrap()),
+            "other"
+        );
+        assert_eq!(loggable_method(&long).len(), 32);
+        assert_eq!(loggable_method(&Method::PATCH), "PATCH");
+    }
+
     #[tokio::test]
     async fn metrics_use_the_route_template_as_endpoint() {
         let app = app();
