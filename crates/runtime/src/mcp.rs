@@ -84,9 +84,9 @@ const TOOLS: &[ToolSpec] = &[
         idempotent: true,
         schema: || {
             json!({"type": "object", "properties": {
-            "start": {"type": "string", "format": "date-time", "description": "window start (default now)"},
-            "end": {"type": "string", "format": "date-time", "description": "window end (default start + 7 days)"},
-            "slot_minutes": {"type": "integer", "minimum": 5, "description": "slot length (default 30)"},
+            "start": {"type": "string", "format": "date-time", "description": "window start (default now; within 5 years of now)"},
+            "end": {"type": "string", "format": "date-time", "description": "window end (default start + 7 days; at most 62 days after start)"},
+            "slot_minutes": {"type": "integer", "minimum": 5, "maximum": 1440, "description": "slot length in minutes (default 30)"},
             "tz": {"type": "string", "description": "IANA time zone, e.g. Europe/Paris"},
             "day_start": {"type": "string", "description": "working day start, HH:MM"},
             "day_end": {"type": "string", "description": "working day end, HH:MM"}}, "additionalProperties": false})
