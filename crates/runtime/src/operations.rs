@@ -12,6 +12,137 @@ use serde_json::{Value, json};
 
 use crate::wiring::App;
 
+/// How much a call may cost a tenant's budget: every operation takes one token from the
+/// bucket of its [`Operation::limit_key`]; the class decides the bucket's size
+/// (see `wiring::rate_limiter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    /// A read answered from state (candidates, history, compliance, sender view, availability).
+    Read,
+    /// A read that does real work against the mailbox (scan, digest preview).
+    Work,
+    /// A change: unsubscribe, a sender decision (auto_archive creates a Gmail filter), a digest sent.
+    Mutation,
+}
+
+/// Every operation the three protocols offer, named once. The id is the A2A skill id (MCP tools
+/// name theirs); scope and rate-limit bucket come from here, never from a protocol module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// Free/busy and free slots.
+    Availability,
+    /// Inbox scan and triage.
+    ScanInbox,
+    /// Ranked unsubscribe candidates.
+    UnsubscribeCandidates,
+    /// The unsubscribe history.
+    UnsubscribeHistory,
+    /// One unsubscribe (one-click, mailto or a recorded manual link).
+    Unsubscribe,
+    /// The digest: preview, or sent to the owner.
+    UnsubscribeDigest,
+    /// A `keep` / `auto_archive` decision about a sender.
+    SenderDecision,
+    /// The compliance watch of unsubscribed senders.
+    UnsubscribeCompliance,
+    /// `GET /v1/senders/{address}` (REST only today).
+    SenderView,
+}
+
+impl Operation {
+    /// Every operation, in the order the agent card and the tool list show them.
+    pub const ALL: [Operation; 9] = [
+        Operation::Availability,
+        Operation::ScanInbox,
+        Operation::UnsubscribeCandidates,
+        Operation::UnsubscribeHistory,
+        Operation::Unsubscribe,
+        Operation::UnsubscribeDigest,
+        Operation::SenderDecision,
+        Operation::UnsubscribeCompliance,
+        Operation::SenderView,
+    ];
+
+    /// The operation of an A2A skill id / MCP operation id.
+    pub fn from_id(id: &str) -> Option<Operation> {
+        Operation::ALL.into_iter().find(|op| op.id() == id)
+    }
+
+    /// The id (A2A skill id).
+    pub fn id(self) -> &'static str {
+        match self {
+            Operation::Availability => "availability",
+            Operation::ScanInbox => "scan_inbox",
+            Operation::UnsubscribeCandidates => "unsubscribe_candidates",
+            Operation::UnsubscribeHistory => "unsubscribe_history",
+            Operation::Unsubscribe => "unsubscribe",
+            Operation::UnsubscribeDigest => "unsubscribe_digest",
+            Operation::SenderDecision => "sender_decision",
+            Operation::UnsubscribeCompliance => "unsubscribe_compliance",
+            Operation::SenderView => "sender_view",
+        }
+    }
+
+    /// The scope a caller needs, the same on every protocol.
+    pub fn scope(self) -> quietbox_auth::Scope {
+        use quietbox_auth::Scope;
+        match self {
+            Operation::Availability => Scope::AvailabilityRead,
+            Operation::ScanInbox => Scope::MailScan,
+            Operation::UnsubscribeCandidates
+            | Operation::UnsubscribeHistory
+            | Operation::UnsubscribeCompliance
+            | Operation::SenderView => Scope::UnsubscribeRead,
+            Operation::Unsubscribe | Operation::SenderDecision => Scope::UnsubscribeExecute,
+            Operation::UnsubscribeDigest => Scope::UnsubscribeDigest,
+        }
+    }
+
+    /// The rate-limit bucket (per tenant). REST, A2A and MCP share it: a tenant's scans over
+    /// MCP and over REST come out of one budget.
+    pub fn limit_key(self) -> &'static str {
+        match self {
+            Operation::Availability => "availability",
+            Operation::ScanInbox => "scan",
+            Operation::UnsubscribeCandidates => "candidates",
+            Operation::UnsubscribeHistory => "history",
+            Operation::Unsubscribe => "unsubscribe",
+            Operation::UnsubscribeDigest => "digest",
+            Operation::SenderDecision => "decision",
+            Operation::UnsubscribeCompliance => "compliance",
+            Operation::SenderView => "sender",
+        }
+    }
+
+    /// The budget class of the operation's bucket.
+    pub fn budget(self) -> Budget {
+        match self {
+            Operation::Availability
+            | Operation::UnsubscribeCandidates
+            | Operation::UnsubscribeHistory
+            | Operation::UnsubscribeCompliance
+            | Operation::SenderView => Budget::Read,
+            Operation::ScanInbox => Budget::Work,
+            Operation::Unsubscribe | Operation::SenderDecision | Operation::UnsubscribeDigest => {
+                Budget::Mutation
+            }
+        }
+    }
+}
+
+/// Takes one token of `operation`'s budget for the principal's tenant: `Err` is the auth
+/// crate's 429 (or 503 while the limiter's backend is down and the policy is closed).
+/// Every protocol calls this before running an operation.
+pub async fn admit(
+    app: &App,
+    principal: &Principal,
+    operation: Operation,
+) -> Result<(), quietbox_auth::AuthError> {
+    app.limiter
+        .check(&principal.tenant, operation.limit_key())
+        .await
+}
+
 /// A string argument.
 pub fn arg_str<'a>(args: &'a Value, key: &str) -> Option<&'a str> {
     args.get(key).and_then(Value::as_str)
