@@ -61,6 +61,7 @@ async fn oauth_mode_starts_while_the_idp_is_down_and_accepts_tokens_once_it_is_u
     let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"});
     let anonymous = reqwest::Client::new()
         .post(server.url("/mcp"))
+        .header("x-api-key", super::KEY)
         .json(&list)
         .send()
         .await

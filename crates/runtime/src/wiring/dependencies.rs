@@ -337,7 +337,7 @@ impl SwitchRouter {
 
 /// What MCP's OAuth resource server serves while its authorization server is unreachable: the
 /// RFC 9728 document, `/ready` 503 naming `oauth_issuer`, a 401 with the `resource_metadata`
-/// challenge to a request without credentials, and 503 to one with credentials (they cannot be
+/// challenge to a request without a bearer token, and 503 to one with a token (it cannot be
 /// checked until the issuer's metadata names its keys).
 pub fn awaiting_issuer_router(
     resource_url: &str,
@@ -388,10 +388,9 @@ pub fn awaiting_issuer_router(
 }
 
 fn refuse_while_awaiting(request: &Request, readiness: &Readiness, challenge: &str) -> Response {
-    let headers = request.headers();
-    let has_credentials =
-        headers.contains_key(header::AUTHORIZATION) || headers.contains_key("x-api-key");
-    if !has_credentials {
+    // As in oauth mode proper, only a bearer token is a credential (an API key is not).
+    let has_token = request.headers().contains_key(header::AUTHORIZATION);
+    if !has_token {
         let mut response = ApiError::new(
             ErrorCode::Unauthenticated,
             "a bearer token from the authorization server is required",
