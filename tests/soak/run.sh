@@ -4,8 +4,9 @@
 #
 #   tests/soak/run.sh [seconds] [connections] [bin-dir]
 #
-# Defaults 10 s, 200 connections, target/release (CI-sized: build with
-# `cargo build --release --bins` first); the issue's run is `tests/soak/run.sh 60 200`. Fails when a response is neither 2xx nor a
+# Defaults 10 s, 200 connections, target/release (CI-sized: build it first with
+# `cargo xtask bench --build-only`, as .ci/run does, which the benchmarks then reuse, or with
+# `cargo build --release --bins`); the issue's run is `tests/soak/run.sh 60 200`. Fails when a response is neither 2xx nor a
 # rate-limit 429, when a socket error occurs, or when RSS or descriptors keep growing after the
 # warm-up (last sample vs the sample at half the run: RSS may grow at most 10% + 4 MiB,
 # descriptors at most 8 — allocator noise, not a leak).
