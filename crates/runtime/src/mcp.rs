@@ -389,7 +389,7 @@ pub fn router(app: App) -> Router {
 }
 
 /// The scopes of the offered tools, in table order.
-fn tool_scopes(mutation_tools: bool) -> Vec<Scope> {
+pub(crate) fn tool_scopes(mutation_tools: bool) -> Vec<Scope> {
     let scopes: ScopeSet = visible_tools(mutation_tools)
         .map(|t| t.operation.scope())
         .collect();

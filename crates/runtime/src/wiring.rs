@@ -201,6 +201,7 @@ impl AwaitingIssuer {
             self.config.resource_url.as_deref().unwrap_or_default(),
             self.config.oauth_issuer.as_deref().unwrap_or_default(),
             &self.metadata_url,
+            &crate::mcp::tool_scopes(self.settings.mcp_enable_mutation_tools),
             self.core.readiness.clone(),
         )
     }

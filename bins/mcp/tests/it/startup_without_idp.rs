@@ -71,6 +71,12 @@ async fn oauth_mode_starts_while_the_idp_is_down_and_accepts_tokens_once_it_is_u
         anonymous.headers()["www-authenticate"]
             .to_str()
             .unwrap()
+            .contains("scope=\"")
+    );
+    assert!(
+        anonymous.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
             .contains(
                 "resource_metadata=\"https://mcp.quietbox.test/.well-known/oauth-protected-resource\""
             )

@@ -343,6 +343,7 @@ pub fn awaiting_issuer_router(
     resource_url: &str,
     issuer: &str,
     metadata_url: &str,
+    scopes: &[quietbox_auth::Scope],
     readiness: Arc<Readiness>,
 ) -> Router {
     let document = Arc::new(ProtectedResourceMetadata::new(resource_url, issuer));
@@ -361,7 +362,16 @@ pub fn awaiting_issuer_router(
         );
     }
     let on_ready = readiness.clone();
-    let challenge = format!("Bearer resource_metadata=\"{metadata_url}\"");
+    // The shape of the auth crate's 401 in oauth mode: the scopes to ask for, then the metadata.
+    let names: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+    let challenge = if names.is_empty() {
+        format!("Bearer resource_metadata=\"{metadata_url}\"")
+    } else {
+        format!(
+            "Bearer scope=\"{}\", resource_metadata=\"{metadata_url}\"",
+            names.join(" ")
+        )
+    };
     router
         .route(
             "/ready",
