@@ -357,15 +357,6 @@ fn http_url(variable: &'static str, value: &str) -> Result<String, SettingsError
     Ok(value.trim().to_owned())
 }
 
-/// A URL quietbox fetches keys or metadata from: https, or http to a loopback host only (the
-/// auth crate's rule, so that `check-config` refuses what start-up refuses).
-fn fetch_url(variable: &'static str, value: &str) -> Result<String, SettingsError> {
-    let value = http_url(variable, value)?;
-    quietbox_auth::validate_fetch_url(&value)
-        .map_err(|e| SettingsError::new(variable, e.to_string()))?;
-    Ok(value)
-}
-
 /// The fewest bytes `serve` accepts in `AGENT_API_KEY` and `AUTH_JWT_SECRET`: a shorter HS256
 /// secret can be brute-forced from one token, a shorter key guessed.
 pub const MIN_SECRET_BYTES: usize = 32;

@@ -225,8 +225,6 @@ async fn availability(
     admit(&app, &who, Operation::Availability).await?;
     let Query(params) =
         params.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
-    let start = params.start.unwrap_or_else(Utc::now);
-    let end = params.end.unwrap_or(start + chrono::Duration::days(7));
     let tz_name = params.tz.unwrap_or_else(|| app.settings.digest_tz.clone());
     let tz: chrono_tz::Tz = tz_name.parse().map_err(|_| {
         ApiError::new(
@@ -240,17 +238,16 @@ async fn availability(
         end: time_of_day("day_end", params.day_end.as_deref(), defaults.end)?,
         ..defaults
     };
-    let slot = chrono::Duration::minutes(params.slot_minutes.unwrap_or(30));
-    let result = app
-        .quietbox
-        .availability(AvailabilityQuery {
-            start,
-            end,
-            slot,
-            hours,
-            tz,
-        })
-        .await?;
+    // Checked and bounded in core (window near now, slot_minutes 5..=1440): 400, never a panic.
+    let query = AvailabilityQuery::from_request(
+        Utc::now(),
+        params.start,
+        params.end,
+        params.slot_minutes,
+        hours,
+        tz,
+    )?;
+    let result = app.quietbox.availability(query).await?;
     Ok(axum::Json(result))
 }
 
