@@ -914,8 +914,11 @@ mod tests {
         for value in ["short-key1", "0123456789abcdef", "please"] {
             assert!(!shown.contains(value), "{shown}");
         }
-        let placeholder = raw(&[("AGENT_API_KEY", "CHANGE-ME-api-key-from-openssl-rand-hex-32")])
-            .secret_problems();
+        let placeholder = raw(&[(
+            "AGENT_API_KEY",
+            "CHANGE-ME-api-key-from-openssl-rand-hex-32",
+        )])
+        .secret_problems();
         assert_eq!(placeholder.len(), 1);
         assert!(placeholder[0].problem.contains("CHANGE-ME"));
     }
