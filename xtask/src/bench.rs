@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+use crate::fleet::release_dir;
 use crate::sample;
 
 /// How big and how long: the CI size or the full size.
@@ -104,18 +105,22 @@ impl Report {
     }
 }
 
-/// Entry point: `cargo xtask bench [--quick]`.
+/// Entry point: `cargo xtask bench [--quick | --build-only]`. `--build-only` makes the release
+/// build and stops: `.ci/run` builds once for the soak run and the benchmarks.
 pub fn run(args: &[String]) -> Result<()> {
     let size = match args.first().map(String::as_str) {
         None => &FULL,
         Some("--quick") => &QUICK,
-        Some(other) => bail!("usage: cargo xtask bench [--quick] (unknown argument {other:?})"),
+        Some("--build-only") => return build().map(|_| ()),
+        Some(other) => {
+            bail!("usage: cargo xtask bench [--quick | --build-only] (unknown argument {other:?})")
+        }
     };
     let root = std::env::current_dir().context("no current directory")?;
     let out = root.join("target/bench");
     std::fs::create_dir_all(out.join("logs")).context("cannot create target/bench")?;
     let build_started = Instant::now();
-    build()?;
+    let benches = build()?;
     let built = build_started.elapsed();
     let started = Instant::now();
 
@@ -126,7 +131,7 @@ pub fn run(args: &[String]) -> Result<()> {
             ("auth HS256 verify", "≤ 1.2× raw"),
             ("auth RS256 verify (JWKS cached)", "≤ 1.2× raw"),
         ],
-        |r| auth(r, size, &root, &out),
+        |r| auth(r, size, &root, &out, &benches.verify),
     );
     report.section(
         "http",
@@ -145,7 +150,7 @@ pub fn run(args: &[String]) -> Result<()> {
             ("Gmail full scan rate", "≥ 95% of quota"),
             ("Gmail incremental rescan after 50 new", "≤ 60 calls"),
         ],
-        |r| gmail(r, size, &out),
+        |r| gmail(r, size, &root, &out, &benches.scan),
     );
     report.section(
         "local scan",
@@ -169,57 +174,78 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Release builds of everything the benchmarks run, once, before any timing.
-fn build() -> Result<()> {
-    // The packages by name, not `--bins`: xtask itself need not build in release for this.
-    crate::run(
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "-p",
-            "quietbox-api",
-            "-p",
-            "quietbox-a2a",
-            "-p",
-            "quietbox-mcp",
-            "-p",
-            "quietbox-bench",
-        ],
-    )?;
-    crate::run(
-        "cargo",
-        &[
-            "build",
-            "--release",
-            "-p",
-            "quietbox-gmail",
-            "--example",
-            "mbox_scan",
-        ],
-    )?;
-    crate::run(
-        "cargo",
-        &[
-            "bench",
-            "--no-run",
-            "-p",
-            "quietbox-auth",
-            "--bench",
-            "verify",
-        ],
-    )?;
-    crate::run(
-        "cargo",
-        &[
-            "bench",
-            "--no-run",
-            "-p",
-            "quietbox-gmail",
-            "--bench",
-            "scan",
-        ],
-    )
+/// The criterion-style bench executables [`build`] made (run directly, as `cargo bench` would:
+/// from the package's directory with `--bench`).
+struct Benches {
+    /// `crates/auth/benches/verify.rs`.
+    verify: PathBuf,
+    /// `crates/gmail/benches/scan.rs`.
+    scan: PathBuf,
+}
+
+/// The release build of everything the benchmarks and the soak run use (the three binaries,
+/// `bench/`'s helpers, the `mbox_scan` example and the two benches), in one cargo invocation so
+/// that all of it shares one feature resolution and each dependency compiles once. Separate
+/// invocations (`-p` lists, `--example`, `cargo bench -p …`) each resolved features of their own
+/// and recompiled much of the graph. The benches then run from their executables: `cargo bench
+/// -p quietbox-auth` would resolve features once more and rebuild.
+fn build() -> Result<Benches> {
+    let mut args = vec![
+        "build",
+        "--release",
+        "--message-format=json-render-diagnostics",
+    ];
+    for bin in crate::fleet::BINARIES
+        .into_iter()
+        .chain(["bare-server", "mint-token"])
+    {
+        args.extend(["--bin", bin]);
+    }
+    args.extend([
+        "--example",
+        "mbox_scan",
+        "--bench",
+        "verify",
+        "--bench",
+        "scan",
+    ]);
+    eprintln!("$ cargo {}", args.join(" "));
+    let mut child = Command::new("cargo")
+        .args(&args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("could not start cargo")?;
+    let stdout = child.stdout.take().context("no stdout pipe")?;
+    let mut verify = None;
+    let mut scan = None;
+    for line in BufReader::new(stdout).lines() {
+        let message: serde_json::Value = match serde_json::from_str(&line?) {
+            Ok(message) => message,
+            Err(_) => continue,
+        };
+        let target = &message["target"];
+        let is_bench = target["kind"]
+            .as_array()
+            .is_some_and(|kinds| kinds.iter().any(|k| k == "bench"));
+        let (Some(name), Some(executable)) =
+            (target["name"].as_str(), message["executable"].as_str())
+        else {
+            continue;
+        };
+        match name {
+            "verify" if is_bench => verify = Some(PathBuf::from(executable)),
+            "scan" if is_bench => scan = Some(PathBuf::from(executable)),
+            _ => {}
+        }
+    }
+    let status = child.wait().context("cargo build did not finish")?;
+    if !status.success() {
+        bail!("`cargo {}` failed with {status}", args.join(" "));
+    }
+    Ok(Benches {
+        verify: verify.context("cargo built no executable for the verify bench")?,
+        scan: scan.context("cargo built no executable for the scan bench")?,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -227,7 +253,7 @@ fn build() -> Result<()> {
 
 /// Criterion's verify bench, once per round; each round measures raw and `Authenticator` next to
 /// each other, and the ratio is the median of the rounds' ratios.
-fn auth(report: &mut Report, size: &Size, root: &Path, out: &Path) -> Result<()> {
+fn auth(report: &mut Report, size: &Size, root: &Path, out: &Path, bench: &Path) -> Result<()> {
     let criterion = out.join("criterion");
     let (warm, measure) = size.criterion_secs;
     let groups = [
@@ -237,16 +263,8 @@ fn auth(report: &mut Report, size: &Size, root: &Path, out: &Path) -> Result<()>
     let mut samples: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); groups.len()];
     for round in 0..size.rounds {
         let log = out.join(format!("logs/auth-{round}.log"));
-        let status = Command::new("cargo")
-            .args([
-                "bench",
-                "-q",
-                "-p",
-                "quietbox-auth",
-                "--bench",
-                "verify",
-                "--",
-            ])
+        let status = Command::new(bench)
+            .arg("--bench")
             .args([
                 "--warm-up-time",
                 &warm.to_string(),
@@ -255,11 +273,11 @@ fn auth(report: &mut Report, size: &Size, root: &Path, out: &Path) -> Result<()>
             ])
             .arg("--noplot")
             .env("CRITERION_HOME", &criterion)
-            .current_dir(root)
+            .current_dir(root.join("crates/auth"))
             .stdout(log_file(&log)?)
             .stderr(log_file(&log)?)
             .status()
-            .context("cannot run cargo bench")?;
+            .with_context(|| format!("cannot run {}", bench.display()))?;
         if !status.success() {
             bail!("the auth bench failed ({status}); see {}", log.display());
         }
@@ -315,13 +333,13 @@ const JWT_SECRET: &str = "bench-secret-0123456789abcdef0123456789";
 fn http(report: &mut Report, size: &Size, root: &Path, out: &Path) -> Result<()> {
     let wrk = ensure_wrk()?;
     let token = output(
-        Command::new(root.join("target/release/mint-token")).args([JWT_SECRET, "unsubscribe:read"]),
+        Command::new(release_dir().join("mint-token")).args([JWT_SECRET, "unsubscribe:read"]),
     )?;
     let token = token.trim();
     let data = tempdir(out, "http")?;
     let sample = root.join("data/sample");
     let api = Server::start(
-        &root.join("target/release/quietbox-api"),
+        &release_dir().join("quietbox-api"),
         &[
             ("AUTH_MODE", "jwt"),
             ("AUTH_JWT_SECRET", JWT_SECRET),
@@ -354,7 +372,7 @@ fn http(report: &mut Report, size: &Size, root: &Path, out: &Path) -> Result<()>
     let body_file = out.join("logs/candidates.json");
     std::fs::write(&body_file, &body)?;
     let bare = Server::start_with_args(
-        &root.join("target/release/bare-server"),
+        &release_dir().join("bare-server"),
         &[body_file.display().to_string()],
         &[],
         &out.join("logs/http-bare.log"),
@@ -496,11 +514,12 @@ fn ensure_wrk() -> Result<String> {
 /// `crates/gmail/benches/scan.rs` against the fake Google with the quota and 50 ms per call.
 /// The reference is the quota itself (250 units/s at 5 units per `messages.get`), not a
 /// measurement, so one run suffices.
-fn gmail(report: &mut Report, size: &Size, out: &Path) -> Result<()> {
+fn gmail(report: &mut Report, size: &Size, root: &Path, out: &Path, bench: &Path) -> Result<()> {
     let log = out.join("logs/gmail-scan.log");
     let text = output(
-        Command::new("cargo")
-            .args(["bench", "-q", "-p", "quietbox-gmail", "--bench", "scan"])
+        Command::new(bench)
+            .arg("--bench")
+            .current_dir(root.join("crates/gmail"))
             .env("QB_BENCH_MESSAGES", size.gmail_messages.to_string()),
     )?;
     std::fs::write(&log, &text)?;
@@ -554,7 +573,7 @@ fn local(report: &mut Report, size: &Size, root: &Path, out: &Path) -> Result<()
     generate_mbox(&mbox, size.mbox_mib << 20)?;
     let bytes = std::fs::metadata(&mbox)?.len();
     let ours_cmd = || {
-        let mut c = Command::new(root.join("target/release/examples/mbox_scan"));
+        let mut c = Command::new(release_dir().join("examples/mbox_scan"));
         c.arg(&mbox);
         c
     };
@@ -727,7 +746,7 @@ fn footprint(report: &mut Report, size: &Size, root: &Path, out: &Path) -> Resul
         for _ in 0..size.rounds {
             let start = Instant::now();
             let server = Server::start_with_args(
-                &root.join("target/release").join(binary),
+                &release_dir().join(binary),
                 args,
                 env,
                 &out.join(format!("logs/footprint-{binary}.log")),

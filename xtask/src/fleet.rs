@@ -31,10 +31,19 @@ pub fn workspace_root() -> PathBuf {
 
 /// Where `cargo build` puts the debug binaries.
 pub fn debug_bin_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    target_dir().join("debug")
+}
+
+/// Where `cargo build --release` puts the release binaries (and `examples/`).
+pub fn release_dir() -> PathBuf {
+    target_dir().join("release")
+}
+
+/// `CARGO_TARGET_DIR`, or the workspace's `target/`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    target.join("debug")
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 /// Builds the three binaries (a no-op when they are current).
