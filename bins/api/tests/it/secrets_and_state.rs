@@ -205,3 +205,35 @@ fn state_import_waits_for_an_incident_to_end_unless_forced() {
     assert!(forced.status.success(), "{}", stderr(&forced));
     assert!(String::from_utf8_lossy(&forced.stdout).contains("state imported"));
 }
+
+/// Keys and OAuth metadata are fetched over https, or plain http to a loopback host only:
+/// `check-config` refuses what `serve` would, naming the variable.
+#[test]
+fn check_config_refuses_a_plain_http_jwks_url_outside_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = with(
+        base_env(dir.path()),
+        &[("AUTH_JWKS_URL", "http://idp.example/.well-known/jwks.json")],
+    );
+    let output = command(&refused).arg("check-config").output().unwrap();
+    let text = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains("configuration error") && l.contains("AUTH_JWKS_URL")),
+        "{text}"
+    );
+
+    for accepted in [
+        "https://idp.example/.well-known/jwks.json",
+        "http://127.0.0.1:9/jwks.json",
+    ] {
+        let env = with(base_env(dir.path()), &[("AUTH_JWKS_URL", accepted)]);
+        let output = command(&env).arg("check-config").output().unwrap();
+        let text = stderr(&output);
+        assert!(
+            !text.contains("AUTH_JWKS_URL"),
+            "{accepted} should pass the URL rule: {text}"
+        );
+    }
+}
