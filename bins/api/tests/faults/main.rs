@@ -9,6 +9,7 @@
 //! exactly as many Google calls as the same scan made before the fault (no retry or backoff state
 //! left behind). The timings are printed as `FIGURE` lines (`--no-capture` shows them).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use quietbox_testkit::binary::{self, Server, with};
@@ -544,5 +545,49 @@ async fn a_jwks_down_at_start_is_a_401_until_it_is_back_then_rotated_kids_verify
     assert_eq!(jwks.served(), 1, "one fetch after the outage");
     eprintln!(
         "FIGURE faults JWKS down at start: 401 ({detail}); after it came back, {refused} more 401s then 200 after {recovered:?} (the 30 s refetch cool-down), the rotated kid verified by the same fetch"
+    );
+}
+
+/// Key fetches never go through a proxy named in the environment (`HTTP_PROXY`, `HTTPS_PROXY`,
+/// `ALL_PROXY`): a proxy an attacker can set in a pod's environment would otherwise see, and
+/// could answer, every JWKS fetch. The "proxy" here is a listener that counts connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_fetches_ignore_proxy_variables_in_the_environment() {
+    let jwks = JwksServer::start(jwks_with(&["rsa1"])).await;
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let proxied = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = proxied.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = proxy.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+
+    let dir = tempfile::tempdir().unwrap();
+    let env = with(
+        binary::base_env(dir.path()),
+        &[
+            ("AUTH_MODE", "jwt"),
+            ("AUTH_JWKS_URL", &jwks.url),
+            ("HTTP_PROXY", &proxy_url),
+            ("HTTPS_PROXY", &proxy_url),
+            ("ALL_PROXY", &proxy_url),
+            ("http_proxy", &proxy_url),
+            ("NO_PROXY", ""),
+        ],
+    );
+    let server = binary::spawn(BIN, dir, &env);
+    let (status, body, _) = history_with(&server, &rs256("rsa1")).await;
+    assert_eq!(
+        status, 200,
+        "the key came straight from the JWKS server: {body}"
+    );
+    assert_eq!(jwks.served(), 1);
+    assert_eq!(
+        proxied.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "no connection reached the proxy named in the environment"
     );
 }
