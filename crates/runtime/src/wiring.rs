@@ -358,7 +358,13 @@ async fn assemble(settings: &Settings, tolerant: bool) -> Result<Core, WiringErr
                     }
                     Err(detail) => return Err(WiringError::Provider(format!("Gmail: {detail}"))),
                 };
-                (mail, Arc::new(GoogleCalendar::new(api)))
+                (
+                    mail,
+                    Arc::new(GoogleCalendar::with_calendars(
+                        api,
+                        settings.calendar_ids.clone(),
+                    )),
+                )
             }
         };
     let policy = if settings.unsubscribe_allow_loopback {

@@ -161,6 +161,9 @@ pub struct Faults {
     pub drop_next: usize,
     /// `Retry-After` (seconds) on the 503s of `fail_next`, as Google sends it when it knows.
     pub retry_after: Option<u64>,
+    /// The next this-many API calls answer 403 `rateLimitExceeded` (domain `usageLimits`), as
+    /// Gmail does for a project's rate limit.
+    pub rate_limit_403_next: usize,
 }
 
 struct Inner {
@@ -171,7 +174,10 @@ struct Inner {
     /// History older than this id is forgotten (404).
     oldest_history: u64,
     sent: Vec<Vec<u8>>,
-    busy: Vec<(String, String)>,
+    /// Busy intervals per calendar id (`primary` always exists).
+    busy: BTreeMap<String, Vec<(String, String)>>,
+    /// Pages of `messages.list` after the first repeat the previous page's last id.
+    list_overlap: bool,
     access_tokens: HashMap<String, Instant>,
     /// Scopes of each access token.
     token_scopes: HashMap<String, Vec<String>>,
@@ -222,7 +228,8 @@ impl FakeGoogle {
             history_id: 1000,
             oldest_history: 1000,
             sent: Vec::new(),
-            busy: Vec::new(),
+            busy: BTreeMap::from([("primary".to_owned(), Vec::new())]),
+            list_overlap: false,
             access_tokens: HashMap::new(),
             token_scopes: HashMap::new(),
             refresh_tokens: HashMap::from([("refresh-1".to_owned(), true)]),
@@ -343,10 +350,57 @@ impl FakeGoogle {
 
     /// Busy intervals (RFC 3339 start, end) of the primary calendar.
     pub fn set_busy(&self, busy: &[(&str, &str)]) {
-        self.lock().busy = busy
+        self.set_calendar_busy("primary", busy);
+    }
+
+    /// Busy intervals of calendar `id`, creating it. A freeBusy query for an id that was never
+    /// set answers `errors: [{domain: "global", reason: "notFound"}]` for it, as Google does.
+    pub fn set_calendar_busy(&self, id: &str, busy: &[(&str, &str)]) {
+        self.lock().busy.insert(
+            id.to_owned(),
+            busy.iter()
+                .map(|(s, e)| (s.to_string(), e.to_string()))
+                .collect(),
+        );
+    }
+
+    /// When on, every `messages.list` page after the first repeats the last id of the page
+    /// before, as Gmail's pages shift when mail arrives while they are read.
+    pub fn set_list_overlap(&self, on: bool) {
+        self.lock().list_overlap = on;
+    }
+
+    /// Changes the labels of a message (one history record, `labelsAdded`/`labelsRemoved`), as
+    /// moving it to TRASH or SPAM in Gmail's interface does.
+    pub fn relabel(&self, id: &str, add: &[&str], remove: &[&str]) {
+        let mut inner = self.lock();
+        let Some(message) = inner.messages.get_mut(id) else {
+            return;
+        };
+        let added: Vec<String> = add
             .iter()
-            .map(|(s, e)| (s.to_string(), e.to_string()))
+            .filter(|l| !message.labels.iter().any(|have| have == *l))
+            .map(|l| l.to_string())
             .collect();
+        let removed: Vec<String> = remove
+            .iter()
+            .filter(|l| message.labels.iter().any(|have| have == *l))
+            .map(|l| l.to_string())
+            .collect();
+        message.labels.retain(|l| !removed.contains(l));
+        message.labels.extend(added.iter().cloned());
+        inner.history_id += 1;
+        let hid = inner.history_id;
+        inner.history.push(HistoryRecord {
+            id: hid,
+            added: vec![],
+            deleted: vec![],
+            relabelled: vec![Relabel {
+                id: id.to_owned(),
+                added,
+                removed,
+            }],
+        });
     }
 
     /// Quota in units per second.
@@ -498,17 +552,50 @@ fn apply_action(action: &Value, labels: &mut Vec<String>) {
     }
 }
 
+/// Google's error shape (<https://developers.google.com/gmail/api/guides/handle-errors>,
+/// <https://cloud.google.com/apis/design/errors>): `{"error": {"code", "message", "errors":
+/// [{"domain", "reason", "message"}], "status"}}`, domain `global`.
 fn google_error(status: StatusCode, reason: &str, message: &str) -> Response {
-    let status_name = match status.as_u16() {
+    google_error_in(status, "global", reason, message)
+}
+
+/// [`google_error`] with another `domain` (`usageLimits` for quota errors).
+fn google_error_in(status: StatusCode, domain: &str, reason: &str, message: &str) -> Response {
+    let body = json!({"error": {"code": status.as_u16(), "message": message,
+        "errors": [{"message": message, "domain": domain, "reason": reason}], "status": status_name(status)}});
+    (status, axum::Json(body)).into_response()
+}
+
+/// The `google.rpc.Code` name Google puts in `error.status` for an HTTP status.
+fn status_name(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "INVALID_ARGUMENT",
         401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
         404 => "NOT_FOUND",
         429 => "RESOURCE_EXHAUSTED",
-        400 => "INVALID_ARGUMENT",
+        500 => "INTERNAL",
         _ => "UNAVAILABLE",
-    };
-    let body = json!({"error": {"code": status.as_u16(), "message": message,
-        "errors": [{"message": message, "domain": "global", "reason": reason}], "status": status_name}});
-    (status, axum::Json(body)).into_response()
+    }
+}
+
+/// Google's 401 for a missing, invalid or expired access token: the error names the
+/// `Authorization` header as its location, and `WWW-Authenticate` says `invalid_token`.
+fn invalid_credentials() -> Response {
+    let message = "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential.";
+    let body = json!({"error": {"code": 401, "message": message,
+        "errors": [{"message": "Invalid Credentials", "domain": "global", "reason": "authError",
+            "location": "Authorization", "locationType": "header"}],
+        "status": "UNAUTHENTICATED"}});
+    (
+        StatusCode::UNAUTHORIZED,
+        [(
+            "www-authenticate",
+            "Bearer realm=\"https://accounts.google.com/\", error=\"invalid_token\"",
+        )],
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 /// Counts the call, applies faults, checks the token and the quota. `Err` is the answer.
@@ -516,6 +603,15 @@ async fn admit(fake: &FakeGoogle, headers: &HeaderMap, method: &str) -> Result<(
     let (latency, fault) = {
         let mut inner = fake.lock();
         *inner.calls.entry(method.to_owned()).or_default() += 1;
+        if inner.faults.rate_limit_403_next > 0 {
+            inner.faults.rate_limit_403_next -= 1;
+            return Err(google_error_in(
+                StatusCode::FORBIDDEN,
+                "usageLimits",
+                "rateLimitExceeded",
+                "Rate Limit Exceeded",
+            ));
+        }
         let fault = if inner.faults.drop_next > 0 {
             inner.faults.drop_next -= 1;
             Some(true)
@@ -563,11 +659,7 @@ async fn admit(fake: &FakeGoogle, headers: &HeaderMap, method: &str) -> Result<(
         .get(&token)
         .is_some_and(|expiry| *expiry > Instant::now());
     if !valid {
-        return Err(google_error(
-            StatusCode::UNAUTHORIZED,
-            "authError",
-            "Request had invalid authentication credentials.",
-        ));
+        return Err(invalid_credentials());
     }
     let granted = inner.token_scopes.get(&token);
     let allowed = accepted_scopes(method)
@@ -582,11 +674,18 @@ async fn admit(fake: &FakeGoogle, headers: &HeaderMap, method: &str) -> Result<(
         inner.quota_window = (now, 0);
     }
     if inner.quota_window.1 + units > inner.quota_per_second {
-        return Err(google_error(
+        // Gmail's per-user limit: 429 `userRateLimitExceeded` in `usageLimits`, with the time
+        // to wait (the window is one second).
+        let mut response = google_error_in(
             StatusCode::TOO_MANY_REQUESTS,
-            "rateLimitExceeded",
-            "Quota exceeded for quota metric 'Queries' per user per second.",
-        ));
+            "usageLimits",
+            "userRateLimitExceeded",
+            "User-rate limit exceeded.",
+        );
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, 1u64.into());
+        return Err(response);
     }
     inner.quota_window.1 += units;
     Ok(())
@@ -610,6 +709,102 @@ struct ListQuery {
     page_token: Option<String>,
     max_results: Option<usize>,
     q: Option<String>,
+    include_spam_trash: Option<bool>,
+}
+
+/// One term of Gmail's search syntax the fake applies (the others are refused with 400, so a
+/// query the fake cannot honour fails loudly rather than matching everything).
+#[derive(Debug, Clone, PartialEq)]
+enum Term {
+    /// `from:x`: `x` in `From`, ignoring case.
+    From(String),
+    /// `after:<epoch s | yyyy/mm/dd>`: at or after.
+    After(i64),
+    /// `before:<epoch s | yyyy/mm/dd>`: before.
+    Before(i64),
+    /// `newer_than:<n>d|m|y`: within that many days, months or years of now.
+    NewerThan(i64),
+    /// `rfc822msgid:<id>`: the `Message-ID`, with or without angle brackets.
+    MessageId(String),
+    /// `list:x`: `x` in `List-Id`.
+    List(String),
+}
+
+/// Seconds since the epoch of a date operand: epoch seconds, or `yyyy/mm/dd` (UTC midnight).
+fn date_operand(value: &str) -> Option<i64> {
+    if let Ok(secs) = value.parse::<i64>() {
+        return Some(secs);
+    }
+    let mut parts = value.split(['/', '-']).map(|p| p.parse::<i64>().ok());
+    let (y, m, d) = (parts.next()??, parts.next()??, parts.next()??);
+    if parts.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some((era * 146_097 + doe - 719_468) * 86_400)
+}
+
+/// The terms of `q` (combined with AND), or the term that cannot be read.
+fn parse_query(q: &str, now_secs: i64) -> Result<Vec<Term>, String> {
+    q.split_whitespace()
+        .map(|word| {
+            let (op, value) = word.split_once(':').ok_or_else(|| word.to_owned())?;
+            let value = value.trim_matches('"');
+            let term = match op.to_ascii_lowercase().as_str() {
+                "from" => Term::From(value.to_ascii_lowercase()),
+                "after" => Term::After(date_operand(value).ok_or_else(|| word.to_owned())?),
+                "before" => Term::Before(date_operand(value).ok_or_else(|| word.to_owned())?),
+                "newer_than" => {
+                    let (n, unit) = value.split_at(value.len().saturating_sub(1));
+                    let n: i64 = n.parse().map_err(|_| word.to_owned())?;
+                    let day = 86_400;
+                    let span = match unit {
+                        "d" => n * day,
+                        "m" => n * 30 * day,
+                        "y" => n * 365 * day,
+                        _ => return Err(word.to_owned()),
+                    };
+                    Term::NewerThan(now_secs - span)
+                }
+                "rfc822msgid" => {
+                    Term::MessageId(value.trim_matches(|c| c == '<' || c == '>').to_owned())
+                }
+                "list" => Term::List(value.to_ascii_lowercase()),
+                _ => return Err(word.to_owned()),
+            };
+            Ok(term)
+        })
+        .collect()
+}
+
+/// Whether `message` matches every term.
+fn query_matches(terms: &[Term], message: &FakeMessage) -> bool {
+    let header = |name: &str| {
+        message
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    };
+    let secs = message.internal_date.div_euclid(1000);
+    terms.iter().all(|term| match term {
+        Term::From(from) => header("From").to_ascii_lowercase().contains(from),
+        Term::After(t) => secs >= *t,
+        Term::Before(t) => secs < *t,
+        Term::NewerThan(t) => secs >= *t,
+        Term::MessageId(id) => {
+            header("Message-ID").trim_matches(|c: char| c == '<' || c == '>' || c.is_whitespace())
+                == id
+        }
+        Term::List(list) => header("List-Id").to_ascii_lowercase().contains(list),
+    })
 }
 
 async fn list_messages(
@@ -622,37 +817,54 @@ async fn list_messages(
     }
     let inner = fake.lock();
     let size = query.max_results.unwrap_or(100).clamp(1, 500);
-    let offset: usize = query
+    let mut offset: usize = query
         .page_token
         .as_deref()
         .and_then(|t| t.parse().ok())
         .unwrap_or(0);
-    // Newest first, as Gmail lists them. `q` is accepted; the fake supports `from:`.
-    let mut all: Vec<&FakeMessage> = inner.messages.values().collect();
-    if let Some(from) = query.q.as_deref().and_then(|q| q.strip_prefix("from:")) {
-        all.retain(|m| {
-            m.headers
-                .iter()
-                .any(|(k, v)| k == "From" && v.contains(from))
-        });
-    }
+    let now_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default();
+    let terms = match parse_query(query.q.as_deref().unwrap_or_default(), now_secs) {
+        Ok(terms) => terms,
+        Err(word) => {
+            return google_error(
+                StatusCode::BAD_REQUEST,
+                "invalidArgument",
+                &format!("Invalid query term (the fake Google does not know it): {word}"),
+            );
+        }
+    };
+    // Newest first, as Gmail lists them; SPAM and TRASH only when asked (`includeSpamTrash`).
+    let with_spam_trash = query.include_spam_trash.unwrap_or(false);
+    let mut all: Vec<&FakeMessage> = inner
+        .messages
+        .values()
+        .filter(|m| with_spam_trash || !m.labels.iter().any(|l| l == "SPAM" || l == "TRASH"))
+        .filter(|m| query_matches(&terms, m))
+        .collect();
     all.sort_by(|a, b| {
         b.internal_date
             .cmp(&a.internal_date)
             .then_with(|| a.id.cmp(&b.id))
     });
+    let next = offset + size;
+    if inner.list_overlap && offset > 0 {
+        offset -= 1;
+    }
     let page: Vec<Value> = all
         .iter()
         .skip(offset)
-        .take(size)
+        .take(next - offset)
         .map(|m| json!({"id": m.id, "threadId": m.id}))
         .collect();
     let mut body = json!({"resultSizeEstimate": all.len()});
     if !page.is_empty() {
         body["messages"] = Value::Array(page);
     }
-    if offset + size < all.len() {
-        body["nextPageToken"] = Value::String((offset + size).to_string());
+    if next < all.len() {
+        body["nextPageToken"] = Value::String(next.to_string());
     }
     axum::Json(body).into_response()
 }
@@ -667,13 +879,27 @@ async fn get_message(
         return r;
     }
     // metadataHeaders repeats: ?format=metadata&metadataHeaders=From&metadataHeaders=Subject
+    let raw_query = raw_query.0.unwrap_or_default();
     let wanted: Vec<String> = raw_query
-        .0
-        .unwrap_or_default()
         .split('&')
         .filter_map(|pair| pair.strip_prefix("metadataHeaders="))
         .map(|v| v.replace("%20", " ").to_ascii_lowercase())
         .collect();
+    // `format` is `full` unless given; `metadataHeaders` applies to `metadata` only.
+    let format = raw_query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("format="))
+        .unwrap_or("full")
+        .to_ascii_lowercase();
+    if !["full", "metadata", "minimal"].contains(&format.as_str()) {
+        return google_error(
+            StatusCode::BAD_REQUEST,
+            "invalidArgument",
+            &format!(
+                "Invalid value at 'format' ({format}): the fake knows full, metadata and minimal"
+            ),
+        );
+    }
     let inner = fake.lock();
     let Some(message) = inner.messages.get(&id) else {
         return google_error(
@@ -685,13 +911,26 @@ async fn get_message(
     let headers: Vec<Value> = message
         .headers
         .iter()
-        .filter(|(name, _)| wanted.is_empty() || wanted.contains(&name.to_ascii_lowercase()))
+        .filter(|(name, _)| {
+            format != "metadata" || wanted.is_empty() || wanted.contains(&name.to_ascii_lowercase())
+        })
         .map(|(name, value)| json!({"name": name, "value": value}))
         .collect();
-    axum::Json(json!({"id": message.id, "threadId": message.id, "labelIds": message.labels, "snippet": "",
+    let mut body = json!({"id": message.id, "threadId": message.id, "labelIds": message.labels, "snippet": "",
         "historyId": inner.history_id.to_string(), "internalDate": message.internal_date.to_string(),
-        "sizeEstimate": 1024, "payload": {"mimeType": "text/plain", "headers": headers}}))
-    .into_response()
+        "sizeEstimate": 1024});
+    match format.as_str() {
+        // Only the id and labels: no headers, no payload.
+        "minimal" => {}
+        "metadata" => {
+            body["payload"] = json!({"mimeType": "text/plain", "headers": headers});
+        }
+        _ => {
+            body["payload"] = json!({"partId": "", "mimeType": "text/plain", "filename": "",
+                "headers": headers, "body": {"size": 0}});
+        }
+    }
+    axum::Json(body).into_response()
 }
 
 #[derive(Deserialize)]
@@ -971,14 +1210,49 @@ async fn free_busy(
     if let Err(r) = admit(&fake, &headers, "freeBusy").await {
         return r;
     }
+    // `timeMin` and `timeMax` are required (Calendar's freeBusy.query reference).
+    for field in ["timeMin", "timeMax"] {
+        let given = body
+            .get(field)
+            .and_then(Value::as_str)
+            .is_some_and(|t| chrono::DateTime::parse_from_rfc3339(t).is_ok());
+        if !given {
+            let mut response = google_error(
+                StatusCode::BAD_REQUEST,
+                "required",
+                &format!("Missing {field} parameter."),
+            );
+            if body.get(field).is_some() {
+                response = google_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid",
+                    &format!("Bad Request: {field} is not an RFC 3339 date-time."),
+                );
+            }
+            return response;
+        }
+    }
     let inner = fake.lock();
-    let busy: Vec<Value> = inner
-        .busy
-        .iter()
-        .map(|(s, e)| json!({"start": s, "end": e}))
-        .collect();
+    // One entry per requested id: its busy time, or `notFound` for a calendar that is not there.
+    let mut calendars = serde_json::Map::new();
+    for item in body["items"].as_array().into_iter().flatten() {
+        let Some(id) = item["id"].as_str() else {
+            continue;
+        };
+        let entry = match inner.busy.get(id) {
+            Some(busy) => {
+                let busy: Vec<Value> = busy
+                    .iter()
+                    .map(|(s, e)| json!({"start": s, "end": e}))
+                    .collect();
+                json!({"busy": busy})
+            }
+            None => json!({"errors": [{"domain": "global", "reason": "notFound"}], "busy": []}),
+        };
+        calendars.insert(id.to_owned(), entry);
+    }
     axum::Json(json!({"kind": "calendar#freeBusy", "timeMin": body.get("timeMin"), "timeMax": body.get("timeMax"),
-        "calendars": {"primary": {"busy": busy}}}))
+        "calendars": calendars}))
     .into_response()
 }
 

@@ -3,12 +3,17 @@
 //! a 404 for a too-old id falls back to a full listing; label changes refetch the message),
 //! `messages.send`, and auto-archiving: one `users.settings.filters` filter per sender or list
 //! that removes `INBOX`, plus `messages.batchModify` for what already arrived.
+//!
+//! Both listings report the same messages: the request's `query` and `since` apply to the
+//! incremental one too, and neither reports SPAM, TRASH or DRAFT (a message that moved there
+//! or out of the query is reported removed). Each id is fetched once, however often the
+//! listing or the history names it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 use async_trait::async_trait;
 use base64::Engine;
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use futures::StreamExt;
 use quietbox_core::compliance::normalize_list_id;
 use quietbox_core::ports::{
@@ -33,6 +38,40 @@ const HEADERS: [&str; 9] = [
     "Precedence",
     "Auto-Submitted",
 ];
+
+/// Labels no scan reports: `messages.list` leaves SPAM and TRASH out unless asked
+/// (`includeSpamTrash`), and a DRAFT is not mail received.
+const SKIPPED_LABELS: [&str; 3] = ["SPAM", "TRASH", "DRAFT"];
+
+/// Whether a scan for `request` reports `message`: not in SPAM, TRASH or DRAFT, and not older
+/// than `since`. The same test for the full and the incremental listing.
+fn in_scope(message: &MessageMeta, request: &ScanRequest) -> bool {
+    let skipped = message
+        .labels
+        .iter()
+        .any(|l| SKIPPED_LABELS.contains(&l.as_str()));
+    let recent = request
+        .since
+        .is_none_or(|since| message.date.is_none_or(|date| date >= since));
+    !skipped && recent
+}
+
+/// `ids` without repeats, in first-seen order.
+fn unique(ids: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    ids.into_iter()
+        .filter(|id| seen.insert(id.clone()))
+        .collect()
+}
+
+/// The request's query (`q`), if any.
+fn query_of(request: &ScanRequest) -> Option<&str> {
+    request
+        .query
+        .as_deref()
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
+}
 
 /// A Gmail mailbox.
 #[derive(Debug, Clone)]
@@ -89,16 +128,23 @@ impl GmailProvider {
     }
 
     async fn list_ids(&self, request: &ScanRequest) -> Result<Vec<String>, ProviderError> {
-        let mut ids = Vec::new();
-        let mut page: Option<String> = None;
-        let mut q = request.query.clone().unwrap_or_default();
+        let mut q = query_of(request).unwrap_or_default().to_owned();
         if let Some(since) = request.since {
             q = format!("{q} after:{}", since.timestamp()).trim().to_owned();
         }
+        self.list_matching(&q, request.limit).await
+    }
+
+    /// The ids `messages.list` gives for `q` (everything when empty), each once, at most
+    /// `limit` (0: all).
+    async fn list_matching(&self, q: &str, limit: usize) -> Result<Vec<String>, ProviderError> {
+        let mut ids = Vec::new();
+        let mut seen = HashSet::new();
+        let mut page: Option<String> = None;
         loop {
             let mut query = vec![("maxResults", "500".to_owned())];
             if !q.is_empty() {
-                query.push(("q", q.clone()));
+                query.push(("q", q.to_owned()));
             }
             if let Some(token) = &page {
                 query.push(("pageToken", token.clone()));
@@ -113,13 +159,16 @@ impl GmailProvider {
                     None,
                 )
                 .await?;
+            // A message arriving while the pages are read shifts them: an id can come twice.
             for message in body["messages"].as_array().into_iter().flatten() {
-                if let Some(id) = message["id"].as_str() {
+                if let Some(id) = message["id"].as_str()
+                    && seen.insert(id.to_owned())
+                {
                     ids.push(id.to_owned());
                 }
             }
-            if request.limit > 0 && ids.len() >= request.limit {
-                ids.truncate(request.limit);
+            if limit > 0 && ids.len() >= limit {
+                ids.truncate(limit);
                 return Ok(ids);
             }
             match body["nextPageToken"].as_str() {
@@ -199,12 +248,14 @@ impl GmailProvider {
         }
     }
 
-    /// Metadata of `ids`, fetched concurrently; messages deleted meanwhile (404) are skipped.
+    /// Metadata of `ids` (each fetched once), fetched concurrently, and the ids of messages
+    /// deleted meanwhile (404).
     async fn fetch(
         &self,
         ids: Vec<String>,
         progress: &dyn ScanProgress,
-    ) -> Result<Vec<MessageMeta>, ProviderError> {
+    ) -> Result<(Vec<MessageMeta>, Vec<String>), ProviderError> {
+        let ids = unique(ids);
         let total = ids.len();
         let query: Vec<(&str, String)> = std::iter::once(("format", "metadata".to_owned()))
             .chain(HEADERS.iter().map(|h| ("metadataHeaders", (*h).to_owned())))
@@ -213,7 +264,8 @@ impl GmailProvider {
             .map(|id| {
                 let query = query.clone();
                 async move {
-                    self.api
+                    let answer = self
+                        .api
                         .call(
                             "messages.get",
                             Method::GET,
@@ -221,24 +273,64 @@ impl GmailProvider {
                             &query,
                             None,
                         )
-                        .await
+                        .await;
+                    (id, answer)
                 }
             })
             .buffer_unordered(self.concurrency);
         let mut messages = Vec::with_capacity(total);
+        let mut missing = Vec::new();
         let mut done = 0;
-        while let Some(result) = stream.next().await {
+        while let Some((id, result)) = stream.next().await {
             done += 1;
             match result {
                 Ok(body) => messages.extend(meta(&body)),
-                Err(CallError::Status(404, _)) => {}
+                Err(CallError::Status(404, _)) => missing.push(id),
                 Err(other) => return Err(other.into()),
             }
             if done % 25 == 0 || done == total {
                 progress.report(done, Some(total));
             }
         }
-        Ok(messages)
+        Ok((messages, missing))
+    }
+
+    /// The incremental scan's answer for the `added` (new or relabelled) and `deleted` ids:
+    /// what a full scan for `request` would report among them, the rest as removed.
+    async fn changed(
+        &self,
+        request: &ScanRequest,
+        added: Vec<String>,
+        deleted: Vec<String>,
+        progress: &dyn ScanProgress,
+    ) -> Result<(Vec<MessageMeta>, Vec<String>), ProviderError> {
+        let (fetched, missing) = self.fetch(added, progress).await?;
+        let mut removed = deleted;
+        removed.extend(missing);
+        let (mut kept, out): (Vec<MessageMeta>, Vec<MessageMeta>) =
+            fetched.into_iter().partition(|m| in_scope(m, request));
+        removed.extend(out.into_iter().map(|m| m.id));
+        if let Some(q) = query_of(request)
+            && !kept.is_empty()
+        {
+            // Gmail's search syntax is Gmail's to apply: list what matches the query from the
+            // oldest changed message on (usually one page) and keep the changed ones in it.
+            let earliest: Option<DateTime<Utc>> = if kept.iter().all(|m| m.date.is_some()) {
+                kept.iter().filter_map(|m| m.date).min()
+            } else {
+                None
+            };
+            let q = match earliest {
+                Some(earliest) => format!("{q} after:{}", earliest.timestamp() - 1),
+                None => q.to_owned(),
+            };
+            let matching: HashSet<String> = self.list_matching(&q, 0).await?.into_iter().collect();
+            let (matched, unmatched): (Vec<MessageMeta>, Vec<MessageMeta>) =
+                kept.into_iter().partition(|m| matching.contains(&m.id));
+            kept = matched;
+            removed.extend(unmatched.into_iter().map(|m| m.id));
+        }
+        Ok((kept, unique(removed)))
     }
 }
 
@@ -315,6 +407,47 @@ impl GmailProvider {
     }
 }
 
+/// The `From` and `Subject` of a `messages.get` answer, decoded the way the mbox provider
+/// decodes them (mail-parser: RFC 2047 encoded-words in the display name and the subject).
+///
+/// Google documents a header's `value` as "the value of the header after the `:` separator"
+/// (`MessagePartHeader`, <https://developers.google.com/gmail/api/reference/rest/v1/users.messages#MessagePartHeader>)
+/// and says nothing of decoding, and `format=metadata` "returns only email message ID,
+/// labels, and email headers" (`Format`,
+/// <https://developers.google.com/gmail/api/reference/rest/v1/Format>): the field body as
+/// written, so an encoded-word (`=?UTF-8?B?…?=`) can reach us raw. Decoding is a no-op on text
+/// that has none, so it is applied to every value.
+fn decode_from_subject(from: Option<String>, subject: Option<String>) -> (String, Option<String>) {
+    // One line per header: a CR or LF in a value must not start another header.
+    let line = |v: &str| v.replace(['\r', '\n'], " ");
+    let mut block = String::new();
+    if let Some(from) = &from {
+        block.push_str(&format!("From: {}\r\n", line(from)));
+    }
+    if let Some(subject) = &subject {
+        block.push_str(&format!("Subject: {}\r\n", line(subject)));
+    }
+    block.push_str("\r\n");
+    let parser = mail_parser::MessageParser::new()
+        .header_address(mail_parser::HeaderName::From)
+        .header_text(mail_parser::HeaderName::Subject)
+        .default_header_raw();
+    let parsed = parser.parse_headers(block.as_bytes());
+    let decoded_from = parsed.as_ref().and_then(|p| {
+        let addr = p.from()?.first()?;
+        let address = addr.address.as_deref()?;
+        Some(match addr.name.as_deref() {
+            Some(name) if !name.is_empty() => format!("\"{}\" <{address}>", name.replace('"', "")),
+            _ => address.to_owned(),
+        })
+    });
+    let decoded_subject = parsed
+        .as_ref()
+        .and_then(|p| p.subject().map(str::to_owned))
+        .or(subject);
+    (decoded_from.or(from).unwrap_or_default(), decoded_subject)
+}
+
 fn meta(body: &Value) -> Option<MessageMeta> {
     let id = body["id"].as_str()?.to_owned();
     let header = |name: &str| {
@@ -338,11 +471,12 @@ fn meta(body: &Value) -> Option<MessageMeta> {
         .as_str()
         .and_then(|ms| ms.parse::<i64>().ok())
         .and_then(|ms| Utc.timestamp_millis_opt(ms).single());
+    let (from, subject) = decode_from_subject(header("From"), header("Subject"));
     Some(MessageMeta {
         thread_id: body["threadId"].as_str().map(str::to_owned),
-        from: header("From").unwrap_or_default(),
+        from,
         to: header("To"),
-        subject: header("Subject"),
+        subject,
         date,
         list_id: header("List-Id"),
         list_unsubscribe: header("List-Unsubscribe"),
@@ -367,9 +501,9 @@ impl MailProvider for GmailProvider {
         progress: &dyn ScanProgress,
     ) -> Result<ScanBatch, ProviderError> {
         if let Some(cursor) = &request.cursor
-            && let Some((added, removed, history_id)) = self.changes(cursor).await?
+            && let Some((added, deleted, history_id)) = self.changes(cursor).await?
         {
-            let messages = self.fetch(added, progress).await?;
+            let (messages, removed) = self.changed(request, added, deleted, progress).await?;
             return Ok(ScanBatch {
                 messages,
                 removed,
@@ -381,7 +515,8 @@ impl MailProvider for GmailProvider {
         // the next incremental scan rather than lost.
         let history_id = self.history_id().await?;
         let ids = self.list_ids(request).await?;
-        let messages = self.fetch(ids, progress).await?;
+        let (mut messages, _) = self.fetch(ids, progress).await?;
+        messages.retain(|m| in_scope(m, request));
         Ok(ScanBatch {
             messages,
             removed: Vec::new(),
@@ -401,6 +536,7 @@ impl MailProvider for GmailProvider {
     ) -> Result<ArchiveOutcome, ProviderError> {
         // The filter first: from then on nothing new of the sender lands in the inbox.
         let (filter_id, filter_created) = self.ensure_filter(&filter_criteria(key)).await?;
+        let message_ids = unique(message_ids.iter().cloned());
         for chunk in message_ids.chunks(BATCH_MODIFY_MAX) {
             self.api
                 .call(
@@ -416,7 +552,7 @@ impl MailProvider for GmailProvider {
             applied: true,
             filter_id: Some(filter_id),
             filter_created,
-            message_ids: message_ids.to_vec(),
+            message_ids,
         })
     }
 

@@ -188,6 +188,11 @@ pub const VARIABLES: &[Variable] = &[
         "Google API root; tests point it at a fake server.",
     ),
     var(
+        "CALENDAR_IDS",
+        Value("primary"),
+        "Google calendars asked in freeBusy (comma-separated ids); one the answer marks in error or leaves out fails the availability query.",
+    ),
+    var(
         "BIND_ADDR",
         PerBinary(["127.0.0.1:8080", "127.0.0.1:8081", "127.0.0.1:8082"]),
         "Listen address; port 0 picks a free port (the bound address is printed on stdout).",
