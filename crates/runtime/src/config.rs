@@ -38,8 +38,7 @@ impl Binary {
     }
 }
 
-pub use quietbox_auth::{AuthMode, Secret};
-pub use quietbox_scheduler::Schedule;
+pub use quietbox_auth::Secret;
 
 /// A variable with a bad value. Displayed as one line naming the variable and what it accepts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -187,11 +186,11 @@ pub enum LogFormat {
     Json,
 }
 
-/// Auth settings, as validated values; the auth crate's config is built from these.
+/// Auth settings, as text-validated values; the auth crate's config is built from these.
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
     /// `AUTH_MODE` (or `MCP_AUTH_MODE` when it is not `inherit`, for the MCP binary).
-    pub mode: AuthMode,
+    pub mode: String,
     /// `AGENT_API_KEY`.
     pub api_key: Option<Secret>,
     /// `AUTH_JWT_SECRET`.
@@ -283,11 +282,10 @@ pub struct Settings {
     pub unsubscribe_grace: Duration,
     /// `UNSUBSCRIBE_ENFORCE`.
     pub unsubscribe_enforce: Enforcement,
-    /// `DIGEST_CRON`, evaluated in `DIGEST_TZ`: parsed at load, so `check-config` refuses
-    /// every expression the scheduler would.
-    pub digest_cron: Schedule,
-    /// `DIGEST_TZ`: the digest's zone and the default zone of availability queries.
-    pub digest_tz: chrono_tz::Tz,
+    /// `DIGEST_CRON`.
+    pub digest_cron: String,
+    /// `DIGEST_TZ`.
+    pub digest_tz: String,
     /// `DIGEST_TO` (`None`: the account address).
     pub digest_to: Option<String>,
     /// `SCHEDULER_ENABLED`.
@@ -409,47 +407,7 @@ fn fetch_url(variable: &'static str, value: &str) -> Result<String, SettingsErro
     Ok(value)
 }
 
-const AUTH_MODES: &[(&str, AuthMode)] = &[
-    ("api_key", AuthMode::ApiKey),
-    ("jwt", AuthMode::Jwt),
-    ("hybrid", AuthMode::Hybrid),
-];
-
-/// `MCP_AUTH_MODE`: `None` is `inherit` (the MCP binary uses `AUTH_MODE`).
-const MCP_AUTH_MODES: &[(&str, Option<AuthMode>)] = &[
-    ("inherit", None),
-    ("api_key", Some(AuthMode::ApiKey)),
-    ("jwt", Some(AuthMode::Jwt)),
-    ("hybrid", Some(AuthMode::Hybrid)),
-    ("oauth", Some(AuthMode::OAuth)),
-];
-
-/// `DIGEST_TZ`: an IANA zone name.
-fn time_zone(variable: &'static str, value: &str) -> Result<chrono_tz::Tz, SettingsError> {
-    value.trim().parse().map_err(|_| {
-        SettingsError::new(
-            variable,
-            format!("{value:?} is not an IANA time zone such as Europe/Paris or UTC"),
-        )
-    })
-}
-
-/// `DIGEST_CRON`: a cron expression the scheduler accepts, in `tz`.
-fn cron(variable: &'static str, value: &str, tz: chrono_tz::Tz) -> Result<Schedule, SettingsError> {
-    Schedule::new(value.trim(), tz).map_err(|e| {
-        let detail = match e {
-            quietbox_scheduler::ScheduleError::Cron { detail, .. } => detail,
-            other => other.to_string(),
-        };
-        SettingsError::new(
-            variable,
-            format!(
-                "{value:?} is not a cron expression of 5 fields (minute hour day-of-month month \
-                 day-of-week), or 6 with seconds first, such as `0 8 * * MON` ({detail})"
-            ),
-        )
-    })
-}
+const AUTH_MODES: &[(&str, &str)] = &[("api_key", "api_key"), ("jwt", "jwt"), ("hybrid", "hybrid")];
 
 impl Settings {
     /// Loads and validates the settings of `binary` from the file and the process environment.
@@ -463,14 +421,20 @@ impl Settings {
         let mcp_mode = one_of(
             "MCP_AUTH_MODE",
             raw.or_default("MCP_AUTH_MODE", binary),
-            MCP_AUTH_MODES,
+            &[
+                ("inherit", "inherit"),
+                ("api_key", "api_key"),
+                ("jwt", "jwt"),
+                ("hybrid", "hybrid"),
+                ("oauth", "oauth"),
+            ],
         )?;
-        if let (Binary::Mcp, Some(mcp_mode)) = (binary, mcp_mode) {
+        if binary == Binary::Mcp && mcp_mode != "inherit" {
             mode = mcp_mode;
         }
         let secret = |key: &'static str| raw.get(key).map(Secret::new);
         let auth = AuthSettings {
-            mode,
+            mode: mode.to_owned(),
             api_key: secret("AGENT_API_KEY"),
             jwt_secret: secret("AUTH_JWT_SECRET"),
             jwks_url: raw
@@ -498,15 +462,13 @@ impl Settings {
                 .map(|v| http_url("MCP_RESOURCE_URL", v))
                 .transpose()?,
         };
-        if mode.accepts_api_key() && auth.api_key.is_none() {
+        if matches!(mode, "api_key" | "hybrid") && auth.api_key.is_none() {
             return Err(SettingsError::new(
                 "AGENT_API_KEY",
                 format!("is required when the auth mode is {mode}"),
             ));
         }
-        if matches!(mode, AuthMode::Jwt | AuthMode::Hybrid)
-            && auth.jwt_secret.is_none()
-            && auth.jwks_url.is_none()
+        if matches!(mode, "jwt" | "hybrid") && auth.jwt_secret.is_none() && auth.jwks_url.is_none()
         {
             return Err(SettingsError::new(
                 "AUTH_JWT_SECRET",
@@ -515,7 +477,7 @@ impl Settings {
                 ),
             ));
         }
-        if mode == AuthMode::OAuth {
+        if mode == "oauth" {
             if auth.oauth_issuer.is_none() {
                 return Err(SettingsError::new(
                     "MCP_OAUTH_ISSUER",
@@ -556,12 +518,21 @@ impl Settings {
             bind_text,
             "a socket address such as 127.0.0.1:8080",
         )?;
-        let digest_tz = time_zone("DIGEST_TZ", raw.or_default("DIGEST_TZ", binary))?;
-        let digest_cron = cron(
-            "DIGEST_CRON",
-            raw.or_default("DIGEST_CRON", binary),
-            digest_tz,
-        )?;
+        let digest_tz = raw.or_default("DIGEST_TZ", binary).to_owned();
+        if digest_tz.parse::<chrono_tz::Tz>().is_err() {
+            return Err(SettingsError::new(
+                "DIGEST_TZ",
+                format!("{digest_tz:?} is not an IANA time zone such as Europe/Paris"),
+            ));
+        }
+        let digest_cron = raw.or_default("DIGEST_CRON", binary).to_owned();
+        let fields = digest_cron.split_whitespace().count();
+        if !(5..=6).contains(&fields) {
+            return Err(SettingsError::new(
+                "DIGEST_CRON",
+                format!("{digest_cron:?} is not a cron expression of 5 or 6 fields"),
+            ));
+        }
         let per_min: u32 = number(
             "RATE_LIMIT_PER_MIN",
             raw.or_default("RATE_LIMIT_PER_MIN", binary),
