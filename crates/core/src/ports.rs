@@ -111,7 +111,7 @@ pub enum ProviderError {
     #[error("mail provider unavailable: {0}")]
     Unavailable(String),
     /// The provider's quota is exhausted.
-    #[error("mail provider rate limited")]
+    #[error("mail provider rate limited{}", .retry_after.map(|wait| format!(": it asks to wait {} s before trying again", wait.as_secs())).unwrap_or_default())]
     RateLimited {
         /// How long the provider asked us to wait.
         retry_after: Option<Duration>,

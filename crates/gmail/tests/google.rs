@@ -326,7 +326,8 @@ async fn server_errors_and_dropped_connections_are_retried() {
 #[tokio::test]
 async fn sending_posts_the_raw_message_base64url_encoded() {
     let rig = rig(1_000_000).await;
-    let raw = b"From: owner@example.com\r\nTo: leave@list.example.com\r\nSubject: unsubscribe\r\n\r\nunsubscribe\r\n".to_vec();
+    // With its own Message-ID it is sent byte for byte (without, one is added: google_send.rs).
+    let raw = b"Message-ID: <u1@example.com>\r\nFrom: owner@example.com\r\nTo: leave@list.example.com\r\nSubject: unsubscribe\r\n\r\nunsubscribe\r\n".to_vec();
     let sent = rig
         .gmail
         .send(OutgoingMail {

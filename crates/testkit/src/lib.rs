@@ -194,6 +194,8 @@ struct Inner {
     faults: Faults,
     token_outage: Option<TokenOutage>,
     calls: BTreeMap<String, usize>,
+    /// The switches of [`google_extra`].
+    extra: google_extra::Extra,
 }
 
 /// The fake Google server.
@@ -244,6 +246,7 @@ impl FakeGoogle {
             faults: Faults::default(),
             token_outage: None,
             calls: BTreeMap::new(),
+            extra: google_extra::Extra::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -273,6 +276,10 @@ impl FakeGoogle {
             )
             .route("/calendar/v3/freeBusy", post(free_busy))
             .route("/token", post(token))
+            .layer(axum::middleware::from_fn_with_state(
+                fake.clone(),
+                google_extra::layer,
+            ))
             .with_state(fake.clone());
         serve::spawn(listener, app);
         fake

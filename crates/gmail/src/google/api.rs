@@ -1,11 +1,21 @@
 //! One call to a Google API, done the way Google asks: quota units taken from the bucket first,
 //! a fresh token, a refresh and one retry after a 401, jittered exponential backoff on 429, on
 //! 403 `rateLimitExceeded`/`userRateLimitExceeded`, on 5xx and on dropped connections (honouring
-//! `Retry-After`), and `gmail_requests_total{method,status}` counted for every attempt. A 403 for
-//! a token without the method's OAuth scope becomes [`ProviderError::MissingScope`], naming it.
+//! `Retry-After`, in seconds or as an HTTP date, up to a configurable cap: a longer wait fails the
+//! call with [`ProviderError::RateLimited`] carrying Google's wait instead of holding it), and
+//! `gmail_requests_total{method,status}` counted for every attempt. A 403 for a token without the
+//! method's OAuth scope becomes [`ProviderError::MissingScope`], naming it; so does an archiving
+//! call when `token.json` records the scopes Google granted and the needed one is not among them.
+//!
+//! Calls that must not happen twice (`messages.send`) go through [`GoogleApi::call_at_most_once`]:
+//! they are repeated only when the request cannot have reached Google (no connection, a 401, a
+//! rate-limit refusal); anything else that may have been processed is
+//! [`CallError::Ambiguous`], for the caller to resolve (see `send.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use quietbox_core::ports::ProviderError;
 use rand::Rng;
@@ -14,6 +24,7 @@ use serde_json::Value;
 
 use super::login::{
     CALENDAR_FREEBUSY, GMAIL_MODIFY, GMAIL_READONLY, GMAIL_SEND, GMAIL_SETTINGS_BASIC,
+    MAIL_GOOGLE_COM,
 };
 use super::quota::QuotaBucket;
 use super::token::TokenManager;
@@ -42,6 +53,9 @@ impl Default for RetryPolicy {
     }
 }
 
+/// The longest `Retry-After` obeyed by default; a longer one fails the call.
+pub const DEFAULT_RETRY_AFTER_MAX: Duration = Duration::from_secs(30);
+
 /// A call that ended without a usable answer.
 #[derive(Debug)]
 pub(crate) enum CallError {
@@ -49,6 +63,18 @@ pub(crate) enum CallError {
     Status(u16, String),
     /// Something else (auth, network after retries).
     Provider(ProviderError),
+    /// An at-most-once call failed after its request may have reached Google (a 5xx, a timeout,
+    /// a connection closed after the request was written): it may or may not have taken effect.
+    Ambiguous(String),
+}
+
+/// Whether a failed request may simply be sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    /// Reads and idempotent writes: retried on any transient failure.
+    Safe,
+    /// `messages.send`: retried only when the request cannot have been processed.
+    AtMostOnce,
 }
 
 impl From<CallError> for ProviderError {
@@ -65,6 +91,7 @@ impl From<CallError> for ProviderError {
                 ProviderError::InvalidInput(format!("Google answered {status}: {body}"))
             }
             CallError::Provider(error) => error,
+            CallError::Ambiguous(reason) => ProviderError::Unavailable(reason),
         }
     }
 }
@@ -77,6 +104,7 @@ pub struct GoogleApi {
     tokens: Arc<TokenManager>,
     quota: Arc<QuotaBucket>,
     retry: RetryPolicy,
+    retry_after_max: Duration,
 }
 
 /// Quota units of a Gmail method.
@@ -142,7 +170,45 @@ impl GoogleApi {
             tokens,
             quota,
             retry,
+            retry_after_max: DEFAULT_RETRY_AFTER_MAX,
         }
+    }
+
+    /// The longest `Retry-After` this client waits for (`GOOGLE_RETRY_AFTER_MAX_S`; default
+    /// [`DEFAULT_RETRY_AFTER_MAX`]). When Google asks for longer, the call fails at once with
+    /// [`ProviderError::RateLimited`] carrying Google's wait, which the REST layer answers as 503
+    /// with its own `Retry-After`.
+    pub fn with_retry_after_max(mut self, max: Duration) -> Self {
+        self.retry_after_max = max;
+        self
+    }
+
+    /// The scopes auto-archiving needs ([`ARCHIVE_SCOPES`](super::ARCHIVE_SCOPES)) that
+    /// `token.json` records as not granted; empty when all are granted or the file records no
+    /// scopes (older files: then Google's 403 names a missing one when it is used).
+    pub async fn missing_archive_scopes(&self) -> Vec<&'static str> {
+        let mut missing = Vec::new();
+        for method in ["messages.batchModify", "settings.filters.create"] {
+            if !self.scope_granted(method).await {
+                missing.push(required_scope(method).0);
+            }
+        }
+        missing
+    }
+
+    /// `false` when `token.json` records its granted scopes and none of those Google accepts for
+    /// `method` is among them. Checked for the archiving methods only (reads and sends fail on
+    /// their own 403 the same way, and old files record nothing).
+    async fn scope_granted(&self, method: &str) -> bool {
+        let accepted: &[&str] = match method {
+            "messages.batchModify" => &[GMAIL_MODIFY, MAIL_GOOGLE_COM],
+            "settings.filters.create" | "settings.filters.delete" => &[GMAIL_SETTINGS_BASIC],
+            _ => return true,
+        };
+        self.tokens
+            .granted_scopes()
+            .await
+            .is_none_or(|granted| granted.iter().any(|g| accepted.contains(&g.as_str())))
     }
 
     /// Calls `method` (the metric label, e.g. `messages.get`) at `path` with optional JSON body.
@@ -154,6 +220,38 @@ impl GoogleApi {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Value, CallError> {
+        self.request(method, http_method, path, query, body, Repeat::Safe)
+            .await
+    }
+
+    /// Like [`GoogleApi::call`] for a call that must not take effect twice: it is repeated only
+    /// after failures that prove Google did not process it (connect errors, 401 before the
+    /// refresh, 429 and 403 rate limits); after any other failure it returns
+    /// [`CallError::Ambiguous`] without repeating.
+    pub(crate) async fn call_at_most_once(
+        &self,
+        method: &'static str,
+        http_method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Value, CallError> {
+        self.request(method, http_method, path, query, body, Repeat::AtMostOnce)
+            .await
+    }
+
+    async fn request(
+        &self,
+        method: &'static str,
+        http_method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        repeat: Repeat,
+    ) -> Result<Value, CallError> {
+        if !self.scope_granted(method).await {
+            return Err(CallError::Provider(missing_scope(method)));
+        }
         let url = format!("{}{path}", self.base);
         let mut refreshed = false;
         let mut attempt = 0;
@@ -177,6 +275,14 @@ impl GoogleApi {
             let (retry_after, reason) = match request.send().await {
                 Err(error) => {
                     metrics::counter!("gmail_requests_total", "method" => method, "status" => "error").increment(1);
+                    // A connect error (refused, DNS, TLS) means nothing was sent; anything later
+                    // (a timeout, a connection closed mid-exchange) may follow a processed request.
+                    if repeat == Repeat::AtMostOnce && !error.is_connect() {
+                        return Err(CallError::Ambiguous(format!(
+                            "{method}: no answer from Google after the request was sent ({})",
+                            super::oauth_http::with_causes(&error)
+                        )));
+                    }
                     (None, format!("connection: {error}"))
                 }
                 Ok(response) => {
@@ -186,8 +292,7 @@ impl GoogleApi {
                         .headers()
                         .get(reqwest::header::RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .map(Duration::from_secs);
+                        .and_then(|v| parse_retry_after(v, Utc::now()));
                     let challenge = response
                         .headers()
                         .get(reqwest::header::WWW_AUTHENTICATE)
@@ -205,7 +310,10 @@ impl GoogleApi {
                             )))
                         });
                     }
-                    if status == StatusCode::UNAUTHORIZED && !refreshed {
+                    if status == StatusCode::UNAUTHORIZED && refreshed {
+                        return Err(CallError::Provider(rejected_after_refresh(method, &text)));
+                    }
+                    if status == StatusCode::UNAUTHORIZED {
                         refreshed = true;
                         self.tokens
                             .refresh_after_rejection(&token)
@@ -222,6 +330,23 @@ impl GoogleApi {
                     if !retryable(status, &text) {
                         return Err(CallError::Status(status.as_u16(), text));
                     }
+                    // A 5xx may come after Google processed the request.
+                    if repeat == Repeat::AtMostOnce && status.is_server_error() {
+                        return Err(CallError::Ambiguous(format!(
+                            "{method}: Google answered {status}"
+                        )));
+                    }
+                    if let Some(wait) = retry_after.filter(|wait| *wait > self.retry_after_max) {
+                        tracing::warn!(
+                            method,
+                            wait_s = wait.as_secs(),
+                            max_s = self.retry_after_max.as_secs(),
+                            "Google asked to wait longer than GOOGLE_RETRY_AFTER_MAX_S; failing the call"
+                        );
+                        return Err(CallError::Provider(ProviderError::RateLimited {
+                            retry_after: Some(wait),
+                        }));
+                    }
                     (retry_after, format!("status {status}"))
                 }
             };
@@ -230,12 +355,8 @@ impl GoogleApi {
                     "{method}: gave up after {attempt} attempts ({reason})"
                 ))));
             }
-            // Google's `Retry-After` is honoured up to the backoff cap, so one answer cannot
-            // hold a request for hours.
-            let wait = retry_after.map_or_else(
-                || self.backoff(attempt),
-                |wait| wait.min(self.retry.max_delay),
-            );
+            // Google's `Retry-After` (at most `retry_after_max`, checked above) over our backoff.
+            let wait = retry_after.unwrap_or_else(|| self.backoff(attempt));
             tokio::time::sleep(wait).await;
         }
     }
@@ -245,7 +366,8 @@ impl GoogleApi {
         self.tokens.access_token().await.map(|_| ())
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
+    /// The jittered exponential backoff before retry number `attempt` (1-based).
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
         let exponential = self
             .retry
             .base_delay
@@ -262,4 +384,62 @@ fn retryable(status: StatusCode, body: &str) -> bool {
         || status.is_server_error()
         || (status == StatusCode::FORBIDDEN
             && (body.contains("rateLimitExceeded") || body.contains("userRateLimitExceeded")))
+}
+
+/// `Retry-After` as delay-seconds or as an HTTP date (RFC 9110 §10.2.3; IMF-fixdate, which is
+/// RFC 2822 syntax), measured from `now`; a date in the past is no wait. `None` when unreadable.
+pub(crate) fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .with_timezone(&Utc);
+    Some(
+        at.signed_duration_since(now)
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// The error for a 401 on a token the endpoint has just issued (or another caller just
+/// refreshed): refreshing again cannot help, so the operator is told what to check.
+fn rejected_after_refresh(method: &str, body: &str) -> ProviderError {
+    let google = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "no reason given".to_owned());
+    ProviderError::AuthExpired(format!(
+        "Google rejected the access token it had just issued for {method} (401 after a successful \
+         refresh: {google}); the account or the OAuth client may be disabled, or the API not \
+         enabled for the client's Cloud project: check them in the Google Cloud console, then run \
+         `quietbox-api login` again"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_read_in_both_forms() {
+        let now = DateTime::parse_from_rfc3339("2026-12-01T20:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Tue, 01 Dec 2026 20:01:30 GMT", now),
+            Some(Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_retry_after("Tue, 01 Dec 2026 19:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
+    }
 }

@@ -12,7 +12,6 @@
 use std::collections::{BTreeSet, HashSet};
 
 use async_trait::async_trait;
-use base64::Engine;
 use chrono::{DateTime, TimeZone, Utc};
 use futures::StreamExt;
 use quietbox_core::compliance::normalize_list_id;
@@ -585,20 +584,8 @@ impl MailProvider for GmailProvider {
         Ok(removed)
     }
 
+    /// At most once: see `send.rs`.
     async fn send(&self, mail: OutgoingMail) -> Result<SentMail, ProviderError> {
-        let raw = base64::engine::general_purpose::URL_SAFE.encode(&mail.raw);
-        let body = self
-            .api
-            .call(
-                "messages.send",
-                Method::POST,
-                "/gmail/v1/users/me/messages/send",
-                &[],
-                Some(&json!({"raw": raw})),
-            )
-            .await?;
-        Ok(SentMail {
-            id: body["id"].as_str().unwrap_or_default().to_owned(),
-        })
+        super::send::send_at_most_once(&self.api, &self.account, &mail.raw).await
     }
 }

@@ -30,6 +30,10 @@ pub const GMAIL_MODIFY: &str = "https://www.googleapis.com/auth/gmail.modify";
 /// Manage filters (`users.settings.filters`).
 pub const GMAIL_SETTINGS_BASIC: &str = "https://www.googleapis.com/auth/gmail.settings.basic";
 
+/// Full mailbox access (Google accepts it for every Gmail method but filters); never asked for,
+/// but honoured when a token file records it.
+pub const MAIL_GOOGLE_COM: &str = "https://mail.google.com/";
+
 /// Read-only Gmail, sending, and free/busy: what quietbox needs by default.
 pub const DEFAULT_SCOPES: &[&str] = &[GMAIL_READONLY, GMAIL_SEND, CALENDAR_FREEBUSY];
 
@@ -131,7 +135,7 @@ pub async fn login(
         .set_pkce_verifier(verifier)
         .request_async(&send)
         .await
-        .map_err(|e| ProviderError::AuthExpired(format!("the code exchange failed: {e}")))?;
+        .map_err(|e| super::token::token_error("code exchange", e))?;
     let mut file = TokenFile {
         token: Some(token.access_token().secret().clone()),
         refresh_token: token.refresh_token().map(|t| t.secret().clone()),
@@ -141,8 +145,22 @@ pub async fn login(
         expiry: super::token::expiry_after(token.expires_in()),
         other: serde_json::Map::new(),
     };
+    // What Google granted, which the consent screen lets the user narrow; Google's answer omits
+    // `scope` only when it is exactly what was asked (RFC 6749 §5.1).
+    let granted: Vec<String> = match token.scopes() {
+        Some(granted) => granted.iter().map(|s| s.as_str().to_owned()).collect(),
+        None => scopes.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    let refused: Vec<&str> = scopes
+        .iter()
+        .copied()
+        .filter(|asked| !granted.iter().any(|g| g == asked))
+        .collect();
+    if !refused.is_empty() {
+        tracing::warn!(refused = %refused.join(" "), "Google did not grant every scope asked for; the features needing them will fail until `login` is run again and they are granted");
+    }
     file.other
-        .insert("scopes".into(), serde_json::json!(scopes));
+        .insert("scopes".into(), serde_json::json!(granted));
     if file.refresh_token.is_none() {
         return Err(ProviderError::AuthExpired(
             "Google returned no refresh token; revoke quietbox's access and run login again".into(),

@@ -43,7 +43,7 @@ pub(crate) fn client(
 
 /// `error` and its sources: reqwest's own message ("error sending request") hides the reason
 /// (timeout, connection refused) an operator needs.
-fn with_causes(error: &dyn std::error::Error) -> String {
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use oauth2::basic::BasicClient;
+use oauth2::basic::{BasicClient, BasicErrorResponse};
 use oauth2::{ClientId, ClientSecret, RefreshToken, RequestTokenError, TokenResponse, TokenUrl};
 use quietbox_core::ports::ProviderError;
 use serde::{Deserialize, Serialize};
@@ -111,6 +111,19 @@ impl TokenManager {
         self.refresh(&mut token).await
     }
 
+    /// The scopes `token.json` records as granted (`scopes`, written by `login` and updated by
+    /// each refresh that names them); `None` when the file records none.
+    pub async fn granted_scopes(&self) -> Option<Vec<String>> {
+        let token = self.token.lock().await;
+        let scopes = token.other.get("scopes")?.as_array()?;
+        Some(
+            scopes
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect(),
+        )
+    }
+
     /// Called after a 401 with `rejected`: refreshes unless another caller already replaced it.
     pub async fn refresh_after_rejection(&self, rejected: &str) -> Result<String, ProviderError> {
         let mut token = self.token.lock().await;
@@ -142,22 +155,11 @@ impl TokenManager {
             client = client.set_client_secret(ClientSecret::new(secret.clone()));
         }
         let send = super::oauth_http::client(self.http.clone());
-        let response = client.exchange_refresh_token(&RefreshToken::new(refresh_token)).request_async(&send).await.map_err(|error| match error {
-            RequestTokenError::ServerResponse(response) if response.error().as_ref() == "invalid_grant" => ProviderError::AuthExpired(
-                "Google refused the refresh token (revoked or expired); run `quietbox-api login` again".into(),
-            ),
-            RequestTokenError::ServerResponse(response) => {
-                ProviderError::AuthExpired(format!("token refresh refused: {}", response.error().as_ref()))
-            }
-            // oauth2's own Display of these drops the cause ("Request failed"): name it.
-            RequestTokenError::Request(cause) => ProviderError::Unavailable(format!(
-                "token refresh failed: the token endpoint is unreachable: {cause}"
-            )),
-            RequestTokenError::Parse(cause, _) => ProviderError::Unavailable(format!(
-                "token refresh failed: the token endpoint's answer is not a token response: {cause}"
-            )),
-            other => ProviderError::Unavailable(format!("token refresh failed: {other}")),
-        })?;
+        let response = client
+            .exchange_refresh_token(&RefreshToken::new(refresh_token))
+            .request_async(&send)
+            .await
+            .map_err(|error| token_error("token refresh", error))?;
         metrics::counter!("gmail_token_refreshes_total").increment(1);
         let access = response.access_token().secret().clone();
         token.token = Some(access.clone());
@@ -165,9 +167,83 @@ impl TokenManager {
         if let Some(new_refresh) = response.refresh_token() {
             token.refresh_token = Some(new_refresh.secret().clone());
         }
+        if let Some(granted) = response.scopes() {
+            let granted: Vec<&str> = granted.iter().map(|s| s.as_str()).collect();
+            token
+                .other
+                .insert("scopes".into(), serde_json::json!(granted));
+        }
         persist(&self.path, token).await?;
         Ok(access)
     }
+}
+
+/// The error for a failed call to the token endpoint during `what` (`token refresh`, `the code
+/// exchange`): a refusal names Google's error, its description and what the operator does.
+pub(crate) fn token_error<E: std::error::Error + 'static>(
+    what: &str,
+    error: RequestTokenError<E, BasicErrorResponse>,
+) -> ProviderError {
+    match error {
+        RequestTokenError::ServerResponse(response) => refusal(
+            what,
+            response.error().as_ref(),
+            response.error_description().map(String::as_str),
+        ),
+        // oauth2's own Display of these drops the cause ("Request failed"): name it.
+        RequestTokenError::Request(cause) => ProviderError::Unavailable(format!(
+            "{what} failed: the token endpoint is unreachable: {cause}"
+        )),
+        RequestTokenError::Parse(cause, _) => ProviderError::Unavailable(format!(
+            "{what} failed: the token endpoint's answer is not a token response: {cause}"
+        )),
+        other => ProviderError::Unavailable(format!("{what} failed: {other}")),
+    }
+}
+
+/// Google's refusal `error` (RFC 6749 §5.2 codes, or Google's own) as an operator-facing error.
+fn refusal(what: &str, error: &str, description: Option<&str>) -> ProviderError {
+    let remedy = match error {
+        "invalid_grant" if what == "token refresh" => {
+            return ProviderError::AuthExpired(
+                "Google refused the refresh token (revoked or expired); run `quietbox-api login` again"
+                    .into(),
+            );
+        }
+        "invalid_grant" => "the code expired or was used already; run `quietbox-api login` again",
+        "invalid_client" => {
+            "the OAuth client id or secret is wrong, or the client was deleted: download the client \
+             secret file again from the Google Cloud console (APIs & Services > Credentials) and run \
+             `quietbox-api login`"
+        }
+        "unauthorized_client" => {
+            "this OAuth client may not use this grant: create a \"Desktop app\" OAuth client in the \
+             Google Cloud console, point GOOGLE_CLIENT_SECRET_FILE at it and run `quietbox-api login`"
+        }
+        "invalid_scope" => {
+            "the client may not ask for these scopes (are they configured on the OAuth consent \
+             screen?): fix the consent screen and run `quietbox-api login`"
+        }
+        "invalid_request" | "unsupported_grant_type" => {
+            "the token file is missing a field Google needs (client_id, client_secret or \
+             refresh_token): run `quietbox-api login` to write a complete one"
+        }
+        "access_denied" | "admin_policy_enforced" | "org_internal" => {
+            "the account's administrator or the consent screen does not allow this client: ask the \
+             Workspace administrator to allow it, then run `quietbox-api login`"
+        }
+        _ => {
+            "run `quietbox-api login` again; if Google keeps refusing, check the OAuth client in the \
+             Google Cloud console"
+        }
+    };
+    let description = description
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| format!(" ({d})"))
+        .unwrap_or_default();
+    ProviderError::AuthExpired(format!(
+        "Google refused the {what}: {error}{description}; {remedy}"
+    ))
 }
 
 /// When a token that lasts `expires_in` from now expires; `None` (refresh before each use) when
@@ -280,6 +356,31 @@ mod tests {
         let path = dir.path().join("missing-dir").join("token.json");
         let err = persist(&path, &token("x")).await.unwrap_err();
         assert!(err.to_string().contains("cannot write"), "{err}");
+    }
+
+    #[test]
+    fn every_refusal_names_googles_error_and_a_remedy() {
+        for error in [
+            "invalid_client",
+            "unauthorized_client",
+            "invalid_scope",
+            "invalid_request",
+            "unsupported_grant_type",
+            "admin_policy_enforced",
+            "something_new",
+        ] {
+            let text = refusal("token refresh", error, Some("Google says why")).to_string();
+            assert!(text.contains(error), "{text}");
+            assert!(text.contains("(Google says why)"), "{text}");
+            assert!(text.contains("quietbox-api login"), "{text}");
+        }
+        let grant = refusal("token refresh", "invalid_grant", None).to_string();
+        assert!(grant.contains("revoked or expired"), "{grant}");
+        let code = refusal("code exchange", "invalid_grant", None).to_string();
+        assert!(
+            code.contains("invalid_grant") && code.contains("login"),
+            "{code}"
+        );
     }
 
     #[test]
