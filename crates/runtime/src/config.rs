@@ -255,6 +255,8 @@ pub struct Settings {
     /// `GOOGLE_API_BASE_URL`.
     pub google_api_base_url: String,
     /// `BIND_ADDR`.
+    /// `GOOGLE_RETRY_AFTER_MAX_S`: the longest `Retry-After` from Google a request waits for.
+    pub google_retry_after_max: Duration,
     pub bind_addr: SocketAddr,
     /// `RATE_LIMIT_PER_MIN`.
     pub rate_limit_per_min: u32,
@@ -693,6 +695,20 @@ impl Settings {
                 raw.or_default("SCHEDULER_ENABLED", binary),
             )?,
             log_format: one_of(
+            google_retry_after_max: {
+                let seconds: u64 = number(
+                    "GOOGLE_RETRY_AFTER_MAX_S",
+                    raw.or_default("GOOGLE_RETRY_AFTER_MAX_S", binary),
+                    "a whole number of seconds",
+                )?;
+                if seconds > 3600 {
+                    return Err(SettingsError::new(
+                        "GOOGLE_RETRY_AFTER_MAX_S",
+                        "must be at most 3600 (an hour)",
+                    ));
+                }
+                Duration::from_secs(seconds)
+            },
                 "LOG_FORMAT",
                 raw.or_default("LOG_FORMAT", binary),
                 &[("text", LogFormat::Text), ("json", LogFormat::Json)],
@@ -798,6 +814,19 @@ mod tests {
             "http://127.0.0.1:9000/jwks",
         ] {
             load(
+    #[test]
+    fn the_google_retry_after_cap_defaults_to_30_s_and_refuses_more_than_an_hour() {
+        let key = ("AGENT_API_KEY", "k-0123456789abcdef0123456789abcdef");
+        let s = load(Binary::Api, &[key]).unwrap();
+        assert_eq!(s.google_retry_after_max, Duration::from_secs(30));
+        let s = load(Binary::Mcp, &[key, ("GOOGLE_RETRY_AFTER_MAX_S", "0")]).unwrap();
+        assert_eq!(s.google_retry_after_max, Duration::ZERO);
+        for bad in ["3601", "-1", "soon"] {
+            let err = load(Binary::Api, &[key, ("GOOGLE_RETRY_AFTER_MAX_S", bad)]).unwrap_err();
+            assert_eq!(err.variable, "GOOGLE_RETRY_AFTER_MAX_S", "{bad}: {err}");
+        }
+    }
+
                 Binary::Api,
                 &[key, ("AUTH_MODE", "jwt"), ("AUTH_JWKS_URL", ok)],
             )

@@ -142,9 +142,21 @@ impl<T: Serialize> IntoResponse for AppJson<T> {
 impl From<quietbox_core::CoreError> for ApiError {
     fn from(error: quietbox_core::CoreError) -> Self {
         let code = error.code();
+        // Google asked to wait longer than quietbox waits (GOOGLE_RETRY_AFTER_MAX_S): the client
+        // is told how long, as Google told us.
+        let retry_after = match &error {
+            quietbox_core::CoreError::Provider(quietbox_core::ports::ProviderError::RateLimited {
+                retry_after: Some(wait),
+            }) => Some(*wait),
+            _ => None,
+        };
         // Internal details of state or provider failures are logged by the request layer from
         // the code; the client gets the message, which names files but never secrets.
-        ApiError::new(code, error.to_string())
+        let api = ApiError::new(code, error.to_string());
+        match retry_after {
+            Some(wait) => api.with_retry_after(wait),
+            None => api,
+        }
     }
 }
 
@@ -168,5 +180,27 @@ impl From<quietbox_auth::AuthError> for ApiError {
                     .with_www_authenticate("Bearer realm=\"quietbox\"")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quietbox_core::CoreError;
+    use quietbox_core::ports::ProviderError;
+
+    #[test]
+    fn a_provider_asking_to_wait_longer_than_quietbox_waits_is_a_503_with_its_retry_after() {
+        let error = CoreError::Provider(ProviderError::RateLimited {
+            retry_after: Some(Duration::from_secs(3600)),
+        });
+        let response = ApiError::from(error).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "3600");
+        let unknown = ApiError::from(CoreError::Provider(ProviderError::RateLimited {
+            retry_after: None,
+        }))
+        .into_response();
+        assert!(unknown.headers().get(header::RETRY_AFTER).is_none());
     }
 }

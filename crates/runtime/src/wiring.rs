@@ -329,7 +329,14 @@ async fn assemble(settings: &Settings, tolerant: bool) -> Result<Core, WiringErr
                     Arc::new(tokens),
                     Arc::new(QuotaBucket::new(GMAIL_UNITS_PER_SECOND)),
                     RetryPolicy::default(),
-                );
+                )
+                .with_retry_after_max(settings.google_retry_after_max);
+                if settings.unsubscribe_enforce == crate::config::Enforcement::Archive {
+                    let missing = api.missing_archive_scopes().await;
+                    if !missing.is_empty() {
+                        tracing::warn!(missing = %missing.join(" "), "UNSUBSCRIBE_ENFORCE=archive, but token.json records that Google did not grant these scopes: archiving fails until `quietbox-api login --archive` grants them");
+                    }
+                }
                 let first = tokio::time::timeout(
                     GOOGLE_FIRST_ATTEMPT,
                     GmailProvider::connect(api.clone(), 16),

@@ -188,6 +188,11 @@ pub const VARIABLES: &[Variable] = &[
         "Google API root; tests point it at a fake server.",
     ),
     var(
+        "GOOGLE_RETRY_AFTER_MAX_S",
+        Value("30"),
+        "Longest `Retry-After` from Google (seconds or HTTP date) a request waits for (0 to 3600 s); when Google asks for longer, the request fails at once with 503 `upstream_rate_limited` and a `Retry-After` of Google's wait.",
+    ),
+    var(
         "CALENDAR_IDS",
         Value("primary"),
         "Google calendars asked in freeBusy (comma-separated ids); one the answer marks in error or leaves out fails the availability query.",
