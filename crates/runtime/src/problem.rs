@@ -145,9 +145,11 @@ impl From<quietbox_core::CoreError> for ApiError {
         // Google asked to wait longer than quietbox waits (GOOGLE_RETRY_AFTER_MAX_S): the client
         // is told how long, as Google told us.
         let retry_after = match &error {
-            quietbox_core::CoreError::Provider(quietbox_core::ports::ProviderError::RateLimited {
-                retry_after: Some(wait),
-            }) => Some(*wait),
+            quietbox_core::CoreError::Provider(
+                quietbox_core::ports::ProviderError::RateLimited {
+                    retry_after: Some(wait),
+                },
+            ) => Some(*wait),
             _ => None,
         };
         // Internal details of state or provider failures are logged by the request layer from

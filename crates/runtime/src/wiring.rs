@@ -285,6 +285,22 @@ impl Core {
             settings: Arc::new(settings),
             readiness: self.readiness,
         }
+/// With `UNSUBSCRIBE_ENFORCE=archive`, warns when `token.json` records that Google did not grant
+/// a scope archiving needs (each archiving call then fails naming it, without calling Google).
+async fn warn_of_missing_archive_scopes(settings: &Settings, api: &GoogleApi) {
+    if settings.unsubscribe_enforce != crate::config::Enforcement::Archive {
+        return;
+    }
+    let missing = api.missing_archive_scopes().await;
+    if !missing.is_empty() {
+        tracing::warn!(
+            missing = %missing.join(" "),
+            "UNSUBSCRIBE_ENFORCE=archive, but token.json records that Google did not grant these \
+             scopes: archiving fails until `quietbox-api login --archive` grants them"
+        );
+    }
+}
+
     }
 }
 
@@ -331,12 +347,7 @@ async fn assemble(settings: &Settings, tolerant: bool) -> Result<Core, WiringErr
                     RetryPolicy::default(),
                 )
                 .with_retry_after_max(settings.google_retry_after_max);
-                if settings.unsubscribe_enforce == crate::config::Enforcement::Archive {
-                    let missing = api.missing_archive_scopes().await;
-                    if !missing.is_empty() {
-                        tracing::warn!(missing = %missing.join(" "), "UNSUBSCRIBE_ENFORCE=archive, but token.json records that Google did not grant these scopes: archiving fails until `quietbox-api login --archive` grants them");
-                    }
-                }
+                warn_of_missing_archive_scopes(settings, &api).await;
                 let first = tokio::time::timeout(
                     GOOGLE_FIRST_ATTEMPT,
                     GmailProvider::connect(api.clone(), 16),
