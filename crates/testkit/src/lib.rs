@@ -190,12 +190,12 @@ struct Inner {
     token_lifetime: Duration,
     token_counter: u64,
     quota_per_second: u32,
-    quota_window: (Instant, u32),
+    /// The per-user quota as a bucket of `quota_per_second` units refilled continuously: (last
+    /// refill, units available).
+    quota_window: (Instant, f64),
     faults: Faults,
     token_outage: Option<TokenOutage>,
     calls: BTreeMap<String, usize>,
-    /// The switches of [`google_extra`].
-    extra: google_extra::Extra,
 }
 
 /// The fake Google server.
@@ -242,11 +242,10 @@ impl FakeGoogle {
             token_lifetime: Duration::from_secs(3600),
             token_counter: 0,
             quota_per_second: 250,
-            quota_window: (Instant::now(), 0),
+            quota_window: (Instant::now(), 250.0),
             faults: Faults::default(),
             token_outage: None,
             calls: BTreeMap::new(),
-            extra: google_extra::Extra::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -276,10 +275,6 @@ impl FakeGoogle {
             )
             .route("/calendar/v3/freeBusy", post(free_busy))
             .route("/token", post(token))
-            .layer(axum::middleware::from_fn_with_state(
-                fake.clone(),
-                google_extra::layer,
-            ))
             .with_state(fake.clone());
         serve::spawn(listener, app);
         fake
@@ -412,7 +407,9 @@ impl FakeGoogle {
 
     /// Quota in units per second.
     pub fn set_quota(&self, units_per_second: u32) {
-        self.lock().quota_per_second = units_per_second;
+        let mut inner = self.lock();
+        inner.quota_per_second = units_per_second;
+        inner.quota_window = (Instant::now(), f64::from(units_per_second));
     }
 
     /// Faults to inject from now on.
@@ -675,14 +672,15 @@ async fn admit(fake: &FakeGoogle, headers: &HeaderMap, method: &str) -> Result<(
     if !allowed {
         return Err(insufficient_scope(method));
     }
-    let units = cost(method);
+    let units = f64::from(cost(method));
+    let rate = f64::from(inner.quota_per_second.max(1));
     let now = Instant::now();
-    if now.duration_since(inner.quota_window.0) >= Duration::from_secs(1) {
-        inner.quota_window = (now, 0);
-    }
-    if inner.quota_window.1 + units > inner.quota_per_second {
-        // Gmail's per-user limit: 429 `userRateLimitExceeded` in `usageLimits`, with the time
-        // to wait (the window is one second).
+    let refill = now.duration_since(inner.quota_window.0).as_secs_f64() * rate;
+    inner.quota_window = (now, (inner.quota_window.1 + refill).min(rate));
+    if inner.quota_window.1 < units {
+        // Gmail's per-user limit: 429 `userRateLimitExceeded` in `usageLimits`, with
+        // `Retry-After` the whole seconds until the call's units are back.
+        let wait = ((units - inner.quota_window.1) / rate).ceil().max(1.0) as u64;
         let mut response = google_error_in(
             StatusCode::TOO_MANY_REQUESTS,
             "usageLimits",
@@ -691,10 +689,10 @@ async fn admit(fake: &FakeGoogle, headers: &HeaderMap, method: &str) -> Result<(
         );
         response
             .headers_mut()
-            .insert(axum::http::header::RETRY_AFTER, 1u64.into());
+            .insert(axum::http::header::RETRY_AFTER, wait.into());
         return Err(response);
     }
-    inner.quota_window.1 += units;
+    inner.quota_window.1 -= units;
     Ok(())
 }
 
