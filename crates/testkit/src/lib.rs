@@ -196,6 +196,8 @@ struct Inner {
     faults: Faults,
     token_outage: Option<TokenOutage>,
     calls: BTreeMap<String, usize>,
+    /// The switches of [`google_extra`].
+    extra: google_extra::Extra,
 }
 
 /// The fake Google server.
@@ -246,6 +248,7 @@ impl FakeGoogle {
             faults: Faults::default(),
             token_outage: None,
             calls: BTreeMap::new(),
+            extra: google_extra::Extra::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -275,6 +278,10 @@ impl FakeGoogle {
             )
             .route("/calendar/v3/freeBusy", post(free_busy))
             .route("/token", post(token))
+            .layer(axum::middleware::from_fn_with_state(
+                fake.clone(),
+                google_extra::layer,
+            ))
             .with_state(fake.clone());
         serve::spawn(listener, app);
         fake
