@@ -190,14 +190,14 @@ fn base_url(headers: &HeaderMap, app: &App) -> String {
 }
 
 fn agent_card(app: &App, url: &str) -> Value {
-    let mode = app.auth.mode().as_str();
+    let mode = app.auth.mode();
     let mut schemes = serde_json::Map::new();
     let mut requirements = Vec::new();
-    if matches!(mode, "api_key" | "hybrid") {
+    if mode.uses_api_key() {
         schemes.insert("api_key".into(), json!({"apiKeySecurityScheme": {"location": "header", "name": "X-API-Key", "description": "The operator's API key"}}));
         requirements.push(json!({"schemes": {"api_key": {"list": []}}}));
     }
-    if matches!(mode, "jwt" | "hybrid" | "oauth") {
+    if mode.uses_jwt() {
         schemes.insert("bearer".into(), json!({"httpAuthSecurityScheme": {"scheme": "Bearer", "bearerFormat": "JWT", "description": "A JWT carrying quietbox scopes"}}));
         requirements.push(json!({"schemes": {"bearer": {"list": []}}}));
     }

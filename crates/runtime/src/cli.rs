@@ -401,8 +401,7 @@ fn start_scheduler(
     if !settings.scheduler_enabled {
         return Ok(());
     }
-    let schedule = Schedule::parse(&settings.digest_cron, &settings.digest_tz)
-        .map_err(|e| format!("DIGEST_CRON: {e}"))?;
+    let schedule = settings.digest_cron.clone();
     let node = format!("{}-{}-{}", binary.name(), hostname(), std::process::id());
     let mut scheduler = Scheduler::new(state, Arc::new(SystemClock), node).with_job(
         schedule,
@@ -411,8 +410,8 @@ fn start_scheduler(
         }),
     );
     if settings.unsubscribe_enforce == Enforcement::Archive {
-        let hourly = Schedule::parse(ENFORCE_CRON, &settings.digest_tz)
-            .map_err(|e| format!("DIGEST_TZ: {e}"))?;
+        let hourly = Schedule::new(ENFORCE_CRON, settings.digest_tz)
+            .map_err(|e| format!("the enforcement schedule: {e}"))?;
         scheduler = scheduler.with_job(
             hourly,
             Arc::new(EnforceJob {

@@ -38,7 +38,8 @@ impl Binary {
     }
 }
 
-pub use quietbox_auth::Secret;
+pub use quietbox_auth::{AuthMode, Secret};
+pub use quietbox_scheduler::Schedule;
 
 /// A variable with a bad value. Displayed as one line naming the variable and what it accepts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -186,11 +187,11 @@ pub enum LogFormat {
     Json,
 }
 
-/// Auth settings, as text-validated values; the auth crate's config is built from these.
+/// Auth settings, as validated values; the auth crate's config is built from these.
 #[derive(Debug, Clone)]
 pub struct AuthSettings {
     /// `AUTH_MODE` (or `MCP_AUTH_MODE` when it is not `inherit`, for the MCP binary).
-    pub mode: String,
+    pub mode: AuthMode,
     /// `AGENT_API_KEY`.
     pub api_key: Option<Secret>,
     /// `AUTH_JWT_SECRET`.
@@ -254,9 +255,9 @@ pub struct Settings {
     pub google_client_secret_file: PathBuf,
     /// `GOOGLE_API_BASE_URL`.
     pub google_api_base_url: String,
-    /// `BIND_ADDR`.
     /// `GOOGLE_RETRY_AFTER_MAX_S`: the longest `Retry-After` from Google a request waits for.
     pub google_retry_after_max: Duration,
+    /// `BIND_ADDR`.
     pub bind_addr: SocketAddr,
     /// `RATE_LIMIT_PER_MIN`.
     pub rate_limit_per_min: u32,
@@ -284,10 +285,11 @@ pub struct Settings {
     pub unsubscribe_grace: Duration,
     /// `UNSUBSCRIBE_ENFORCE`.
     pub unsubscribe_enforce: Enforcement,
-    /// `DIGEST_CRON`.
-    pub digest_cron: String,
-    /// `DIGEST_TZ`.
-    pub digest_tz: String,
+    /// `DIGEST_CRON`, evaluated in `DIGEST_TZ`: parsed at load, so `check-config` refuses
+    /// every expression the scheduler would.
+    pub digest_cron: Schedule,
+    /// `DIGEST_TZ`: the digest's zone and the default zone of availability queries.
+    pub digest_tz: chrono_tz::Tz,
     /// `DIGEST_TO` (`None`: the account address).
     pub digest_to: Option<String>,
     /// `SCHEDULER_ENABLED`.
@@ -409,7 +411,47 @@ fn fetch_url(variable: &'static str, value: &str) -> Result<String, SettingsErro
     Ok(value)
 }
 
-const AUTH_MODES: &[(&str, &str)] = &[("api_key", "api_key"), ("jwt", "jwt"), ("hybrid", "hybrid")];
+const AUTH_MODES: &[(&str, AuthMode)] = &[
+    ("api_key", AuthMode::ApiKey),
+    ("jwt", AuthMode::Jwt),
+    ("hybrid", AuthMode::Hybrid),
+];
+
+/// `MCP_AUTH_MODE`: `None` is `inherit` (the MCP binary uses `AUTH_MODE`).
+const MCP_AUTH_MODES: &[(&str, Option<AuthMode>)] = &[
+    ("inherit", None),
+    ("api_key", Some(AuthMode::ApiKey)),
+    ("jwt", Some(AuthMode::Jwt)),
+    ("hybrid", Some(AuthMode::Hybrid)),
+    ("oauth", Some(AuthMode::OAuth)),
+];
+
+/// `DIGEST_TZ`: an IANA zone name.
+fn time_zone(variable: &'static str, value: &str) -> Result<chrono_tz::Tz, SettingsError> {
+    value.trim().parse().map_err(|_| {
+        SettingsError::new(
+            variable,
+            format!("{value:?} is not an IANA time zone such as Europe/Paris or UTC"),
+        )
+    })
+}
+
+/// `DIGEST_CRON`: a cron expression the scheduler accepts, in `tz`.
+fn cron(variable: &'static str, value: &str, tz: chrono_tz::Tz) -> Result<Schedule, SettingsError> {
+    Schedule::new(value.trim(), tz).map_err(|e| {
+        let detail = match e {
+            quietbox_scheduler::ScheduleError::Cron { detail, .. } => detail,
+            other => other.to_string(),
+        };
+        SettingsError::new(
+            variable,
+            format!(
+                "{value:?} is not a cron expression of 5 fields (minute hour day-of-month month \
+                 day-of-week), or 6 with seconds first, such as `0 8 * * MON` ({detail})"
+            ),
+        )
+    })
+}
 
 impl Settings {
     /// Loads and validates the settings of `binary` from the file and the process environment.
@@ -423,20 +465,14 @@ impl Settings {
         let mcp_mode = one_of(
             "MCP_AUTH_MODE",
             raw.or_default("MCP_AUTH_MODE", binary),
-            &[
-                ("inherit", "inherit"),
-                ("api_key", "api_key"),
-                ("jwt", "jwt"),
-                ("hybrid", "hybrid"),
-                ("oauth", "oauth"),
-            ],
+            MCP_AUTH_MODES,
         )?;
-        if binary == Binary::Mcp && mcp_mode != "inherit" {
+        if let (Binary::Mcp, Some(mcp_mode)) = (binary, mcp_mode) {
             mode = mcp_mode;
         }
         let secret = |key: &'static str| raw.get(key).map(Secret::new);
         let auth = AuthSettings {
-            mode: mode.to_owned(),
+            mode,
             api_key: secret("AGENT_API_KEY"),
             jwt_secret: secret("AUTH_JWT_SECRET"),
             jwks_url: raw
@@ -464,13 +500,15 @@ impl Settings {
                 .map(|v| http_url("MCP_RESOURCE_URL", v))
                 .transpose()?,
         };
-        if matches!(mode, "api_key" | "hybrid") && auth.api_key.is_none() {
+        if mode.uses_api_key() && auth.api_key.is_none() {
             return Err(SettingsError::new(
                 "AGENT_API_KEY",
                 format!("is required when the auth mode is {mode}"),
             ));
         }
-        if matches!(mode, "jwt" | "hybrid") && auth.jwt_secret.is_none() && auth.jwks_url.is_none()
+        if matches!(mode, AuthMode::Jwt | AuthMode::Hybrid)
+            && auth.jwt_secret.is_none()
+            && auth.jwks_url.is_none()
         {
             return Err(SettingsError::new(
                 "AUTH_JWT_SECRET",
@@ -479,7 +517,7 @@ impl Settings {
                 ),
             ));
         }
-        if mode == "oauth" {
+        if mode == AuthMode::OAuth {
             if auth.oauth_issuer.is_none() {
                 return Err(SettingsError::new(
                     "MCP_OAUTH_ISSUER",
@@ -520,21 +558,12 @@ impl Settings {
             bind_text,
             "a socket address such as 127.0.0.1:8080",
         )?;
-        let digest_tz = raw.or_default("DIGEST_TZ", binary).to_owned();
-        if digest_tz.parse::<chrono_tz::Tz>().is_err() {
-            return Err(SettingsError::new(
-                "DIGEST_TZ",
-                format!("{digest_tz:?} is not an IANA time zone such as Europe/Paris"),
-            ));
-        }
-        let digest_cron = raw.or_default("DIGEST_CRON", binary).to_owned();
-        let fields = digest_cron.split_whitespace().count();
-        if !(5..=6).contains(&fields) {
-            return Err(SettingsError::new(
-                "DIGEST_CRON",
-                format!("{digest_cron:?} is not a cron expression of 5 or 6 fields"),
-            ));
-        }
+        let digest_tz = time_zone("DIGEST_TZ", raw.or_default("DIGEST_TZ", binary))?;
+        let digest_cron = cron(
+            "DIGEST_CRON",
+            raw.or_default("DIGEST_CRON", binary),
+            digest_tz,
+        )?;
         let per_min: u32 = number(
             "RATE_LIMIT_PER_MIN",
             raw.or_default("RATE_LIMIT_PER_MIN", binary),
@@ -666,6 +695,20 @@ impl Settings {
                 "GOOGLE_API_BASE_URL",
                 raw.or_default("GOOGLE_API_BASE_URL", binary),
             )?,
+            google_retry_after_max: {
+                let seconds: u64 = number(
+                    "GOOGLE_RETRY_AFTER_MAX_S",
+                    raw.or_default("GOOGLE_RETRY_AFTER_MAX_S", binary),
+                    "a whole number of seconds",
+                )?;
+                if seconds > 3600 {
+                    return Err(SettingsError::new(
+                        "GOOGLE_RETRY_AFTER_MAX_S",
+                        "must be at most 3600 (an hour)",
+                    ));
+                }
+                Duration::from_secs(seconds)
+            },
             bind_addr,
             rate_limit_per_min: per_min,
             rate_limit_burst: burst,
@@ -695,20 +738,6 @@ impl Settings {
                 raw.or_default("SCHEDULER_ENABLED", binary),
             )?,
             log_format: one_of(
-            google_retry_after_max: {
-                let seconds: u64 = number(
-                    "GOOGLE_RETRY_AFTER_MAX_S",
-                    raw.or_default("GOOGLE_RETRY_AFTER_MAX_S", binary),
-                    "a whole number of seconds",
-                )?;
-                if seconds > 3600 {
-                    return Err(SettingsError::new(
-                        "GOOGLE_RETRY_AFTER_MAX_S",
-                        "must be at most 3600 (an hour)",
-                    ));
-                }
-                Duration::from_secs(seconds)
-            },
                 "LOG_FORMAT",
                 raw.or_default("LOG_FORMAT", binary),
                 &[("text", LogFormat::Text), ("json", LogFormat::Json)],
@@ -735,7 +764,7 @@ mod tests {
     #[test]
     fn defaults_follow_the_design_contract() {
         let s = load(Binary::Api, &[("AGENT_API_KEY", "k")]).unwrap();
-        assert_eq!(s.auth.mode, "api_key");
+        assert_eq!(s.auth.mode, AuthMode::ApiKey);
         assert_eq!(s.auth.audience, "quietbox");
         assert_eq!(s.auth.leeway, Duration::from_secs(30));
         assert_eq!(s.auth.jwks_ttl, Duration::from_secs(600));
@@ -745,7 +774,8 @@ mod tests {
         assert_eq!(s.rate_limit_per_min, 30);
         assert_eq!(s.rate_limit_burst, 5);
         assert_eq!(s.unsubscribe_grace, Duration::from_secs(48 * 3600));
-        assert_eq!(s.digest_cron, "0 8 * * MON");
+        assert_eq!(s.digest_cron.expression(), "0 8 * * MON");
+        assert_eq!(s.digest_tz, chrono_tz::UTC);
         assert!(s.scheduler_enabled);
         let mcp = load(Binary::Mcp, &[("AGENT_API_KEY", "k")]).unwrap();
         assert_eq!(mcp.bind_addr.to_string(), "127.0.0.1:8082");
@@ -785,6 +815,19 @@ mod tests {
     }
 
     #[test]
+    fn the_google_retry_after_cap_defaults_to_30_s_and_refuses_more_than_an_hour() {
+        let key = ("AGENT_API_KEY", "k-0123456789abcdef0123456789abcdef");
+        let s = load(Binary::Api, &[key]).unwrap();
+        assert_eq!(s.google_retry_after_max, Duration::from_secs(30));
+        let s = load(Binary::Mcp, &[key, ("GOOGLE_RETRY_AFTER_MAX_S", "0")]).unwrap();
+        assert_eq!(s.google_retry_after_max, Duration::ZERO);
+        for bad in ["3601", "-1", "soon"] {
+            let err = load(Binary::Api, &[key, ("GOOGLE_RETRY_AFTER_MAX_S", bad)]).unwrap_err();
+            assert_eq!(err.variable, "GOOGLE_RETRY_AFTER_MAX_S", "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn key_and_issuer_urls_must_be_https_outside_loopback() {
         let key = ("AGENT_API_KEY", "k-0123456789abcdef0123456789abcdef");
         let err = load(
@@ -814,19 +857,6 @@ mod tests {
             "http://127.0.0.1:9000/jwks",
         ] {
             load(
-    #[test]
-    fn the_google_retry_after_cap_defaults_to_30_s_and_refuses_more_than_an_hour() {
-        let key = ("AGENT_API_KEY", "k-0123456789abcdef0123456789abcdef");
-        let s = load(Binary::Api, &[key]).unwrap();
-        assert_eq!(s.google_retry_after_max, Duration::from_secs(30));
-        let s = load(Binary::Mcp, &[key, ("GOOGLE_RETRY_AFTER_MAX_S", "0")]).unwrap();
-        assert_eq!(s.google_retry_after_max, Duration::ZERO);
-        for bad in ["3601", "-1", "soon"] {
-            let err = load(Binary::Api, &[key, ("GOOGLE_RETRY_AFTER_MAX_S", bad)]).unwrap_err();
-            assert_eq!(err.variable, "GOOGLE_RETRY_AFTER_MAX_S", "{bad}: {err}");
-        }
-    }
-
                 Binary::Api,
                 &[key, ("AUTH_MODE", "jwt"), ("AUTH_JWKS_URL", ok)],
             )
@@ -857,6 +887,70 @@ mod tests {
     }
 
     #[test]
+    fn digest_cron_and_tz_are_parsed_at_load_as_the_scheduler_parses_them() {
+        let key = ("AGENT_API_KEY", "k-0123456789abcdef0123456789abcdef");
+        // Five fields that croner refuses: the old field count let these through to `serve`.
+        for bad in [
+            "not a cron",
+            "61 8 * * MON",
+            "0 25 * * *",
+            "a b c d e",
+            "0 8 * * FUNDAY",
+        ] {
+            let err = load(Binary::Api, &[key, ("DIGEST_CRON", bad)]).unwrap_err();
+            assert_eq!(err.variable, "DIGEST_CRON", "{bad}: {err}");
+            let line = err.to_string();
+            assert!(line.starts_with("DIGEST_CRON: "), "{line}");
+            assert!(
+                line.contains("0 8 * * MON") && !line.contains('\n'),
+                "{line}"
+            );
+        }
+        for bad in ["Mars/Olympus", "Europe/Pariss", "utc+2"] {
+            let err = load(Binary::Api, &[key, ("DIGEST_TZ", bad)]).unwrap_err();
+            assert_eq!(err.variable, "DIGEST_TZ", "{bad}: {err}");
+            assert!(err.to_string().contains("IANA time zone"), "{err}");
+        }
+        let s = load(
+            Binary::Api,
+            &[
+                key,
+                ("DIGEST_CRON", "30 7 * * 1-5"),
+                ("DIGEST_TZ", "Europe/Paris"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.digest_tz, chrono_tz::Europe::Paris);
+        assert_eq!(s.digest_cron.tz(), chrono_tz::Europe::Paris);
+        assert_eq!(s.digest_cron.expression(), "30 7 * * 1-5");
+        // Seconds first is the scheduler's six-field form.
+        load(Binary::Api, &[key, ("DIGEST_CRON", "0 0 8 * * MON")]).unwrap();
+    }
+
+    #[test]
+    fn auth_modes_are_typed_and_oauth_is_for_mcp_auth_mode_only() {
+        let key = ("AGENT_API_KEY", "k-0123456789abcdef0123456789abcdef");
+        let secret = ("AUTH_JWT_SECRET", "s-0123456789abcdef0123456789abcdef");
+        for (text, mode) in [
+            ("api_key", AuthMode::ApiKey),
+            ("JWT", AuthMode::Jwt),
+            ("hybrid", AuthMode::Hybrid),
+        ] {
+            let s = load(Binary::A2a, &[key, secret, ("AUTH_MODE", text)]).unwrap();
+            assert_eq!(s.auth.mode, mode);
+        }
+        let err = load(Binary::Api, &[key, ("AUTH_MODE", "oauth")]).unwrap_err();
+        assert_eq!(err.variable, "AUTH_MODE");
+        let err = load(Binary::Mcp, &[key, ("MCP_AUTH_MODE", "basic")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "MCP_AUTH_MODE: \"basic\" is not one of inherit, api_key, jwt, hybrid, oauth"
+        );
+        let s = load(Binary::Mcp, &[key, secret, ("MCP_AUTH_MODE", "jwt")]).unwrap();
+        assert_eq!(s.auth.mode, AuthMode::Jwt);
+    }
+
+    #[test]
     fn api_key_mode_without_a_key_refuses_to_start() {
         let err = load(Binary::Api, &[]).unwrap_err();
         assert_eq!(err.variable, "AGENT_API_KEY");
@@ -870,8 +964,11 @@ mod tests {
             ("MCP_OAUTH_ISSUER", "https://idp.example.com"),
             ("MCP_RESOURCE_URL", "https://mcp.example.com/mcp"),
         ];
-        assert_eq!(load(Binary::Mcp, &vars).unwrap().auth.mode, "oauth");
-        assert_eq!(load(Binary::Api, &vars).unwrap().auth.mode, "api_key");
+        assert_eq!(load(Binary::Mcp, &vars).unwrap().auth.mode, AuthMode::OAuth);
+        assert_eq!(
+            load(Binary::Api, &vars).unwrap().auth.mode,
+            AuthMode::ApiKey
+        );
         let err = load(Binary::Mcp, &vars[..2]).unwrap_err();
         assert_eq!(err.variable, "MCP_OAUTH_ISSUER");
     }
@@ -906,7 +1003,7 @@ mod tests {
             &[("QUIETBOX_CONFIG", &path), ("RATE_LIMIT_BURST", "7")],
         )
         .unwrap();
-        assert_eq!(s.auth.mode, "jwt");
+        assert_eq!(s.auth.mode, AuthMode::Jwt);
         assert_eq!(s.rate_limit_burst, 7);
         let err = load(Binary::Api, &[("QUIETBOX_CONFIG", "/nonexistent/q.toml")]).unwrap_err();
         assert_eq!(err.variable, "QUIETBOX_CONFIG");

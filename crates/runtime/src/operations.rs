@@ -172,12 +172,12 @@ pub async fn execute(
             };
             let start = parse_time("start")?;
             let end = parse_time("end")?;
-            let tz_name = arg_str(args, "tz")
-                .unwrap_or(&app.settings.digest_tz)
-                .to_owned();
-            let tz: chrono_tz::Tz = tz_name
-                .parse()
-                .map_err(|_| format!("tz {tz_name:?} is not an IANA time zone"))?;
+            let tz: chrono_tz::Tz = match arg_str(args, "tz") {
+                None => app.settings.digest_tz,
+                Some(tz_name) => tz_name
+                    .parse()
+                    .map_err(|_| format!("tz {tz_name:?} is not an IANA time zone"))?,
+            };
             let defaults = WorkingHours::default();
             let time = |k: &str, d: NaiveTime| {
                 arg_str(args, k)

@@ -225,13 +225,15 @@ async fn availability(
     admit(&app, &who, Operation::Availability).await?;
     let Query(params) =
         params.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
-    let tz_name = params.tz.unwrap_or_else(|| app.settings.digest_tz.clone());
-    let tz: chrono_tz::Tz = tz_name.parse().map_err(|_| {
-        ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!("tz {tz_name:?} is not an IANA time zone"),
-        )
-    })?;
+    let tz: chrono_tz::Tz = match params.tz {
+        None => app.settings.digest_tz,
+        Some(tz_name) => tz_name.parse().map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("tz {tz_name:?} is not an IANA time zone"),
+            )
+        })?,
+    };
     let defaults = WorkingHours::default();
     let hours = WorkingHours {
         start: time_of_day("day_start", params.day_start.as_deref(), defaults.start)?,

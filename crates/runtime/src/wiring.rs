@@ -103,12 +103,7 @@ pub async fn open_state(settings: &Settings) -> Result<Arc<dyn StateStore>, Wiri
 
 /// The auth crate's configuration from the settings.
 pub fn auth_config(settings: &Settings) -> Result<AuthConfig, WiringError> {
-    let mode: AuthMode = settings
-        .auth
-        .mode
-        .parse()
-        .map_err(|e: quietbox_auth::UnknownMode| WiringError::Provider(e.to_string()))?;
-    let mut config = AuthConfig::new(mode);
+    let mut config = AuthConfig::new(settings.auth.mode);
     // The same `Secret` type end to end: settings never copy a secret into a plain string.
     config.api_key = settings.auth.api_key.clone();
     config.jwt_secret = settings.auth.jwt_secret.clone();
@@ -285,6 +280,11 @@ impl Core {
             settings: Arc::new(settings),
             readiness: self.readiness,
         }
+    }
+}
+
+/// Opens the state and the providers; with `tolerant`, a Google account that does not answer
+/// is connected in the background instead of failing.
 /// With `UNSUBSCRIBE_ENFORCE=archive`, warns when `token.json` records that Google did not grant
 /// a scope archiving needs (each archiving call then fails naming it, without calling Google).
 async fn warn_of_missing_archive_scopes(settings: &Settings, api: &GoogleApi) {
@@ -301,11 +301,6 @@ async fn warn_of_missing_archive_scopes(settings: &Settings, api: &GoogleApi) {
     }
 }
 
-    }
-}
-
-/// Opens the state and the providers; with `tolerant`, a Google account that does not answer
-/// is connected in the background instead of failing.
 async fn assemble(settings: &Settings, tolerant: bool) -> Result<Core, WiringError> {
     let readiness = Arc::new(Readiness::default());
     let state = open_state(settings).await?;
@@ -400,7 +395,7 @@ async fn assemble(settings: &Settings, tolerant: bool) -> Result<Core, WiringErr
         Arc::new(SsrfGuardedClient::new(policy).map_err(|e| WiringError::Provider(e.to_string()))?);
     let core_settings = service::Settings {
         digest_to: settings.digest_to.clone(),
-        default_tz: settings.digest_tz.parse().unwrap_or(chrono_tz::UTC),
+        default_tz: settings.digest_tz,
         unsubscribe_stale_after: Duration::from_secs(600),
         unsubscribe_grace: settings.unsubscribe_grace,
         enforcement: match settings.unsubscribe_enforce {

@@ -60,11 +60,17 @@ pub struct Schedule {
 impl Schedule {
     /// Parses `expression` in the IANA zone `tz`.
     pub fn parse(expression: &str, tz: &str) -> Result<Self, ScheduleError> {
+        let tz = Tz::from_str(tz).map_err(|_| ScheduleError::TimeZone(tz.to_owned()))?;
+        Self::new(expression, tz)
+    }
+
+    /// Parses `expression` in the already parsed zone `tz`; the only error is
+    /// [`ScheduleError::Cron`].
+    pub fn new(expression: &str, tz: Tz) -> Result<Self, ScheduleError> {
         let cron = Cron::from_str(expression).map_err(|e| ScheduleError::Cron {
             expression: expression.to_owned(),
             detail: e.to_string(),
         })?;
-        let tz = Tz::from_str(tz).map_err(|_| ScheduleError::TimeZone(tz.to_owned()))?;
         Ok(Schedule {
             cron,
             tz,
@@ -91,6 +97,11 @@ impl Schedule {
     /// The expression as written.
     pub fn expression(&self) -> &str {
         &self.expression
+    }
+
+    /// The time zone the expression is evaluated in.
+    pub fn tz(&self) -> Tz {
+        self.tz
     }
 }
 

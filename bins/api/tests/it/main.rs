@@ -9,3 +9,4 @@ mod operations;
 mod routes;
 mod secrets_and_state;
 mod startup_without_google;
+mod typed_settings;
