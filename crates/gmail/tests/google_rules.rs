@@ -497,6 +497,21 @@ async fn the_fakes_q_combines_from_after_before_newer_than_and_rfc822msgid() {
     assert_eq!(list(&fake, "newer_than:1d").await, vec!["bob", "new"]);
     assert_eq!(list(&fake, "from:bob newer_than:1d").await, vec!["bob"]);
     assert_eq!(list(&fake, "rfc822msgid:<mid@x>").await, vec!["mid"]);
+    assert_eq!(list(&fake, "-from:bob newer_than:1d").await, vec!["new"]);
+    assert_eq!(
+        list(&fake, "in:inbox is:unread from:bob").await,
+        vec!["bob"]
+    );
+    // A term the fake cannot apply is refused, never ignored (a broken `since` must show).
+    let token = fake.issue_access_token();
+    let refused = client()
+        .get(format!("{}/gmail/v1/users/me/messages", fake.base))
+        .bearer_auth(&token)
+        .query(&[("q", "after:yesterday")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
     assert_eq!(
         list(&fake, "rfc822msgid:old@x from:bob").await,
         Vec::<String>::new()

@@ -6,18 +6,27 @@
 //! depends on it, following Google's documented request and response shapes (camelCase JSON,
 //! string ids, `internalDate` as a string of milliseconds):
 //! - Gmail `users.getProfile`, `users.messages.list` (paging with `nextPageToken`,
-//!   `resultSizeEstimate`), `users.messages.get` with `format=metadata` and only the requested
-//!   `metadataHeaders`, `users.history.list` (404 for a `startHistoryId` older than what is
-//!   retained; label changes recorded as `labelsAdded`/`labelsRemoved`), `users.messages.send`,
+//!   `resultSizeEstimate`, SPAM and TRASH left out unless `includeSpamTrash`, `q` terms
+//!   `from:`, `after:`, `before:`, `newer_than:`, `rfc822msgid:`, `list:`, `in:`/`label:`/`is:`/
+//!   `category:` and `-term` combined with AND; any other term is a 400, never ignored),
+//!   `users.messages.get` with `format=full|metadata|minimal` (only the requested
+//!   `metadataHeaders` with `metadata`), `users.history.list` (404 for a `startHistoryId`
+//!   older than what is retained; label changes recorded as `labelsAdded`/`labelsRemoved`),
+//!   `users.messages.send`,
 //!   `users.messages.batchModify` (empty answer), `users.settings.filters` create, list, get and
 //!   delete (400 for a filter that already exists; filters apply to messages added later);
-//! - Calendar `freeBusy.query`;
+//! - Calendar `freeBusy.query` (400 without `timeMin`/`timeMax`; one entry per requested id,
+//!   `errors: [{domain: "global", reason: "notFound"}]` for a calendar it does not have);
 //! - the OAuth token endpoint (`refresh_token` and `authorization_code` with PKCE S256 grants,
 //!   `invalid_grant` for a revoked refresh token), access tokens that expire (401 after), and
 //!   OAuth scopes: each access token carries the scopes granted to its refresh token, and a method
 //!   called without one of the scopes Google accepts for it answers 403
 //!   `ACCESS_TOKEN_SCOPE_INSUFFICIENT` with `WWW-Authenticate: ... error="insufficient_scope"`;
-//! - per-user quota in units per second (429 `rateLimitExceeded` past it), and injectable faults
+//! - errors in Google's shape (`{"error": {"code", "message", "errors": [{"domain", "reason",
+//!   "message"}], "status"}}`); 401 naming `location: "Authorization"`, `locationType: "header"`
+//!   with `WWW-Authenticate: Bearer ... error="invalid_token"`;
+//! - per-user quota in units per second (429 `userRateLimitExceeded` in `usageLimits`, with
+//!   `Retry-After`, past it; 403 `rateLimitExceeded` on demand), and injectable faults
 //!   (latency, 5xx responses, connections closed without an answer, a token endpoint outage),
 //!   with call counters per method.
 //!
@@ -740,6 +749,10 @@ enum Term {
     MessageId(String),
     /// `list:x`: `x` in `List-Id`.
     List(String),
+    /// `in:x`, `label:x`, `category:x`, `is:unread`: a label id.
+    Label(String),
+    /// `-term`: not the term.
+    Not(Box<Term>),
 }
 
 /// Seconds since the epoch of a date operand: epoch seconds, or `yyyy/mm/dd` (UTC midnight).
@@ -766,6 +779,10 @@ fn date_operand(value: &str) -> Option<i64> {
 fn parse_query(q: &str, now_secs: i64) -> Result<Vec<Term>, String> {
     q.split_whitespace()
         .map(|word| {
+            let (negated, word) = match word.strip_prefix('-') {
+                Some(rest) => (true, rest),
+                None => (false, word),
+            };
             let (op, value) = word.split_once(':').ok_or_else(|| word.to_owned())?;
             let value = value.trim_matches('"');
             let term = match op.to_ascii_lowercase().as_str() {
@@ -788,15 +805,29 @@ fn parse_query(q: &str, now_secs: i64) -> Result<Vec<Term>, String> {
                     Term::MessageId(value.trim_matches(|c| c == '<' || c == '>').to_owned())
                 }
                 "list" => Term::List(value.to_ascii_lowercase()),
+                "in" | "label" | "is" => Term::Label(match value.to_ascii_lowercase().as_str() {
+                    "drafts" => "DRAFT".to_owned(),
+                    other => other.to_ascii_uppercase().replace('-', "_"),
+                }),
+                "category" => Term::Label(format!("CATEGORY_{}", value.to_ascii_uppercase())),
                 _ => return Err(word.to_owned()),
             };
-            Ok(term)
+            Ok(if negated {
+                Term::Not(Box::new(term))
+            } else {
+                term
+            })
         })
         .collect()
 }
 
 /// Whether `message` matches every term.
 fn query_matches(terms: &[Term], message: &FakeMessage) -> bool {
+    terms.iter().all(|term| term_matches(term, message))
+}
+
+/// Whether `message` matches `term`.
+fn term_matches(term: &Term, message: &FakeMessage) -> bool {
     let header = |name: &str| {
         message
             .headers
@@ -806,7 +837,7 @@ fn query_matches(terms: &[Term], message: &FakeMessage) -> bool {
             .unwrap_or_default()
     };
     let secs = message.internal_date.div_euclid(1000);
-    terms.iter().all(|term| match term {
+    match term {
         Term::From(from) => header("From").to_ascii_lowercase().contains(from),
         Term::After(t) => secs >= *t,
         Term::Before(t) => secs < *t,
@@ -816,7 +847,9 @@ fn query_matches(terms: &[Term], message: &FakeMessage) -> bool {
                 == id
         }
         Term::List(list) => header("List-Id").to_ascii_lowercase().contains(list),
-    })
+        Term::Label(label) => message.labels.iter().any(|l| l == label),
+        Term::Not(term) => !term_matches(term, message),
+    }
 }
 
 async fn list_messages(
