@@ -353,3 +353,33 @@ async fn login_stores_the_scopes_google_granted_not_the_ones_asked() {
         "what Google granted, not the archive scopes asked"
     );
 }
+
+#[tokio::test]
+async fn a_send_that_cannot_connect_is_retried_as_nothing_reached_google() {
+    let rig = rig(None).await;
+    // Take a fresh token first, then point the client at a port nobody listens on.
+    rig.tokens.access_token().await.unwrap();
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let api = GoogleApi::new(
+        reqwest::Client::new(),
+        &dead,
+        rig.tokens.clone(),
+        Arc::new(QuotaBucket::new(1_000_000)),
+        RetryPolicy {
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(20),
+            attempts: 3,
+            timeout: Duration::from_secs(2),
+        },
+    );
+    let err = GmailProvider::new(api, "owner@example.com", 1)
+        .send(mail())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    // Retried like any call (no ambiguity, so no lookup), then a plain "unavailable".
+    assert!(text.contains("gave up after 3 attempts"), "{text}");
+    assert!(!text.contains("Message-ID"), "{text}");
+}
