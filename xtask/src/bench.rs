@@ -475,17 +475,11 @@ fn run_wrk(wrk: &str, addr: &str, path: &str, auth: Option<&str>, secs: u32) -> 
     })
 }
 
-/// wrk's durations: `812.00us`, `1.25ms`, `2.00s`.
+/// wrk's durations (`812.00us`, `1.25ms`, `2.00s`, `1.50m`), in milliseconds.
 fn duration_ms(text: &str) -> Result<f64> {
-    let value = number_prefix(text)?;
-    let unit = text.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
-    Ok(match unit {
-        "us" => value / 1000.0,
-        "ms" => value,
-        "s" => value * 1000.0,
-        "m" => value * 60_000.0,
-        _ => bail!("unknown duration {text:?}"),
-    })
+    let duration = humantime::parse_duration(text.trim())
+        .with_context(|| format!("not a duration: {text:?}"))?;
+    Ok(duration.as_secs_f64() * 1000.0)
 }
 
 /// `wrk` from PATH, installed from the distribution when missing and possible.
@@ -1012,7 +1006,10 @@ mod tests {
         assert_eq!(duration_ms("812.00us").unwrap(), 0.812);
         assert_eq!(duration_ms("1.25ms").unwrap(), 1.25);
         assert_eq!(duration_ms("2.00s").unwrap(), 2000.0);
-        assert!(duration_ms("3.0h").is_err());
+        assert_eq!(duration_ms("1.50m").unwrap(), 90_000.0);
+        assert!(duration_ms("3.0parsecs").is_err());
+        assert!(duration_ms("soon").is_err());
+        assert!(duration_ms("").is_err());
     }
 
     #[test]

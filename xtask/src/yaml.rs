@@ -1,16 +1,14 @@
-//! A reader for the subset of YAML that `deploy/` is written in, so preflight can check the
-//! compose file, the Kubernetes manifests and the Prometheus rules without a YAML crate.
+//! The YAML of `deploy/` (the compose files, the Kubernetes manifests, the Prometheus rules),
+//! read with `yaml-rust2` and turned into [`Yaml`], the small tree the release checks walk.
 //!
-//! Supported: block mappings and sequences (indented or not under their key), plain, single- and
-//! double-quoted scalars, one-line flow sequences (`[a, "b"]`) and empty flow mappings (`{}`),
-//! literal and folded block scalars (`|`, `>`, with `-`/`+`), anchors with aliases and the merge
-//! key (`<<: *base`), comments, and `---` between documents. Anything else is an error naming
-//! the line, never a silent misreading: the deploy files must stay inside this subset, and the
-//! real tools (`docker compose config`, `promtool`) check full YAML where they are installed.
+//! The crate reads full YAML 1.2 (anchors and aliases included) and refuses duplicate keys; the
+//! merge key of the compose files (`<<: *base`), which YAML 1.2 leaves to applications, is
+//! applied here: the mapping's own keys win over merged ones, and an earlier merged mapping over
+//! a later one. Scalars become text, as the checks compare strings (an integer in its canonical
+//! form, `true`/`false` for booleans).
 
-use std::collections::HashMap;
-
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
+use yaml_rust2::{Yaml as Node, YamlLoader};
 
 /// A YAML node. Scalars stay text: the checks compare strings.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,14 +53,6 @@ impl Yaml {
         }
     }
 
-    /// The entries of a mapping (none for anything else).
-    pub fn entries(&self) -> &[(String, Yaml)] {
-        match self {
-            Yaml::Map(entries) => entries,
-            _ => &[],
-        }
-    }
-
     /// Every scalar below this node, depth first.
     pub fn scalars(&self) -> Vec<&str> {
         match self {
@@ -74,21 +64,12 @@ impl Yaml {
     }
 }
 
-/// Parses every document of `text`.
+/// Parses every document of `text`, leaving out empty ones (a trailing `---`).
 pub fn parse_documents(text: &str) -> Result<Vec<Yaml>> {
-    let mut documents = Vec::new();
-    let mut current = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        if line.trim_end() == "---" {
-            documents.push(std::mem::take(&mut current));
-        } else {
-            current.push((number + 1, line));
-        }
-    }
-    documents.push(current);
+    let documents = YamlLoader::load_from_str(text).context("invalid YAML")?;
     documents
         .into_iter()
-        .map(|lines| Parser::new(lines).document())
+        .map(convert)
         .filter(|doc| !matches!(doc, Ok(Yaml::Null)))
         .collect()
 }
@@ -103,322 +84,52 @@ pub fn parse(text: &str) -> Result<Yaml> {
     }
 }
 
-struct Line<'a> {
-    number: usize,
-    indent: usize,
-    raw: &'a str,
+/// The text of a scalar node, `None` for anything else.
+fn scalar_text(node: &Node) -> Option<String> {
+    match node {
+        Node::String(text) | Node::Real(text) => Some(text.clone()),
+        Node::Integer(number) => Some(number.to_string()),
+        Node::Boolean(value) => Some(value.to_string()),
+        _ => None,
+    }
 }
 
-struct Parser<'a> {
-    lines: Vec<Line<'a>>,
-    /// Rewritten content of a line (a sequence item's mapping starts after its `- `).
-    overrides: HashMap<usize, (usize, String)>,
-    next: usize,
-    anchors: HashMap<String, Yaml>,
-}
-
-/// `text` without a trailing comment (a `#` after whitespace, outside quotes).
-fn strip_comment(text: &str) -> &str {
-    let mut quote = None;
-    let mut previous = ' ';
-    for (i, c) in text.char_indices() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None if c == '"' || c == '\'' => quote = Some(c),
-            None if c == '#' && previous.is_whitespace() => return text[..i].trim_end(),
-            None => {}
-        }
-        previous = c;
-    }
-    text.trim_end()
-}
-
-/// Splits `key: value` at the first `:` followed by a space or the end, outside quotes.
-fn split_key(text: &str) -> Option<(&str, &str)> {
-    let mut quote = None;
-    let bytes = text.as_bytes();
-    for (i, c) in text.char_indices() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None if c == '"' || c == '\'' => quote = Some(c),
-            None if c == ':' && bytes.get(i + 1).is_none_or(|b| *b == b' ') => {
-                return Some((&text[..i], text[i + 1..].trim()));
-            }
-            None => {}
-        }
-    }
-    None
-}
-
-fn unquote(text: &str, number: usize) -> Result<String> {
-    let text = text.trim();
-    if let Some(inner) = text.strip_prefix('"') {
-        let inner = inner
-            .strip_suffix('"')
-            .ok_or_else(|| anyhow!("line {number}: unterminated double quote"))?;
-        let mut out = String::new();
-        let mut chars = inner.chars();
-        while let Some(c) = chars.next() {
-            if c != '\\' {
-                out.push(c);
-                continue;
-            }
-            match chars.next() {
-                Some('n') => out.push('\n'),
-                Some('t') => out.push('\t'),
-                Some('r') => out.push('\r'),
-                Some(other) => out.push(other),
-                None => bail!("line {number}: dangling backslash"),
-            }
-        }
-        return Ok(out);
-    }
-    if let Some(inner) = text.strip_prefix('\'') {
-        let inner = inner
-            .strip_suffix('\'')
-            .ok_or_else(|| anyhow!("line {number}: unterminated single quote"))?;
-        return Ok(inner.replace("''", "'"));
-    }
-    Ok(text.to_owned())
-}
-
-impl<'a> Parser<'a> {
-    fn new(raw: Vec<(usize, &'a str)>) -> Self {
-        let lines = raw
-            .into_iter()
-            .map(|(number, raw)| Line {
-                number,
-                indent: raw.len() - raw.trim_start_matches(' ').len(),
-                raw,
-            })
-            .collect();
-        Parser {
-            lines,
-            overrides: HashMap::new(),
-            next: 0,
-            anchors: HashMap::new(),
-        }
-    }
-
-    /// The next structural line (not blank, not only a comment): index, indent, content.
-    fn peek(&mut self) -> Result<Option<(usize, usize, String)>> {
-        while self.next < self.lines.len() {
-            let i = self.next;
-            if let Some((indent, text)) = self.overrides.get(&i) {
-                return Ok(Some((i, *indent, text.clone())));
-            }
-            let line = &self.lines[i];
-            let content = strip_comment(line.raw.trim_start_matches(' '));
-            if content.is_empty() {
-                self.next += 1;
-                continue;
-            }
-            if content.starts_with('\t') {
-                bail!("line {}: tab in indentation", line.number);
-            }
-            return Ok(Some((i, line.indent, content.to_owned())));
-        }
-        Ok(None)
-    }
-
-    fn number(&self, index: usize) -> usize {
-        self.lines.get(index).map_or(0, |l| l.number)
-    }
-
-    fn document(mut self) -> Result<Yaml> {
-        let Some((index, indent, _)) = self.peek()? else {
-            return Ok(Yaml::Null);
-        };
-        let node = self.block(indent)?;
-        if let Some((i, _, text)) = self.peek()? {
-            bail!(
-                "line {}: unexpected {text:?} (indentation?) after line {}",
-                self.number(i),
-                self.number(index)
-            );
-        }
-        Ok(node)
-    }
-
-    /// A block node whose lines start at column `indent`.
-    fn block(&mut self, indent: usize) -> Result<Yaml> {
-        match self.peek()? {
-            Some((_, _, text)) if text == "-" || text.starts_with("- ") => self.sequence(indent),
-            Some(_) => self.mapping(indent),
-            None => Ok(Yaml::Null),
-        }
-    }
-
-    fn sequence(&mut self, indent: usize) -> Result<Yaml> {
-        let mut items = Vec::new();
-        while let Some((i, at, text)) = self.peek()? {
-            if at != indent || !(text == "-" || text.starts_with("- ")) {
-                break;
-            }
-            let rest = text[1..].trim_start();
-            let item_indent = indent + (text.len() - rest.len());
-            self.overrides.remove(&i);
-            if rest.is_empty() {
-                self.next = i + 1;
-                items.push(self.nested(indent, true)?);
-            } else if (rest.starts_with("- ") || split_key(rest).is_some())
-                && !rest.starts_with('[')
-                && !rest.starts_with('"')
-                && !rest.starts_with('\'')
-            {
-                // The item is a block node starting on this line after `- `.
-                self.overrides.insert(i, (item_indent, rest.to_owned()));
-                items.push(self.block(item_indent)?);
-            } else {
-                self.next = i + 1;
-                items.push(self.value(rest, indent, i)?);
-            }
-        }
-        Ok(Yaml::List(items))
-    }
-
-    fn mapping(&mut self, indent: usize) -> Result<Yaml> {
-        let mut entries: Vec<(String, Yaml)> = Vec::new();
-        let mut merged: Vec<String> = Vec::new();
-        while let Some((i, at, text)) = self.peek()? {
-            if at < indent {
-                break;
-            }
-            if at > indent {
-                bail!("line {}: unexpected indentation", self.number(i));
-            }
-            if text == "-" || text.starts_with("- ") {
-                break;
-            }
-            let (key, rest) = split_key(&text)
-                .ok_or_else(|| anyhow!("line {}: expected `key: value`", self.number(i)))?;
-            let key = unquote(key, self.number(i))?;
-            self.overrides.remove(&i);
-            self.next = i + 1;
-            let value = self.value(rest, indent, i)?;
-            if key == "<<" {
-                for (k, v) in value.entries() {
-                    if !entries.iter().any(|(existing, _)| existing == k) {
-                        entries.push((k.clone(), v.clone()));
-                        merged.push(k.clone());
+fn convert(node: Node) -> Result<Yaml> {
+    Ok(match node {
+        Node::Null => Yaml::Null,
+        Node::Array(items) => Yaml::List(items.into_iter().map(convert).collect::<Result<_>>()?),
+        Node::Hash(hash) => {
+            let mut own: Vec<(String, Yaml)> = Vec::new();
+            let mut merged: Vec<(String, Yaml)> = Vec::new();
+            for (key, value) in hash {
+                let key = scalar_text(&key)
+                    .with_context(|| format!("a mapping key must be a scalar, not {key:?}"))?;
+                if key == "<<" {
+                    let sources = match value {
+                        Node::Array(items) => items,
+                        single => vec![single],
+                    };
+                    for source in sources {
+                        let Yaml::Map(entries) = convert(source)? else {
+                            bail!("the merge key `<<` takes a mapping or a list of mappings");
+                        };
+                        for (k, v) in entries {
+                            if !merged.iter().any(|(m, _)| *m == k) {
+                                merged.push((k, v));
+                            }
+                        }
                     }
+                } else {
+                    own.push((key, convert(value)?));
                 }
-                continue;
             }
-            if let Some(slot) = entries.iter_mut().find(|(k, _)| *k == key) {
-                // A key overrides a merged value; a key written twice is an error.
-                if !merged.contains(&key) {
-                    bail!("line {}: duplicate key {key:?}", self.number(i));
-                }
-                merged.retain(|k| *k != key);
-                slot.1 = value;
-            } else {
-                entries.push((key, value));
-            }
+            merged.retain(|(k, _)| !own.iter().any(|(o, _)| o == k));
+            merged.extend(own);
+            Yaml::Map(merged)
         }
-        Ok(Yaml::Map(entries))
-    }
-
-    /// What follows `key:` or `- ` on line `index` (the parent block is at `indent`).
-    fn value(&mut self, rest: &str, indent: usize, index: usize) -> Result<Yaml> {
-        let number = self.number(index);
-        let mut rest = rest.trim();
-        let mut anchor = None;
-        if let Some(after) = rest.strip_prefix('&') {
-            let (name, tail) = after.split_once(' ').unwrap_or((after, ""));
-            anchor = Some(name.to_owned());
-            rest = tail.trim();
-        }
-        let node = if let Some(name) = rest.strip_prefix('*') {
-            self.anchors
-                .get(name)
-                .cloned()
-                .ok_or_else(|| anyhow!("line {number}: unknown alias *{name}"))?
-        } else if rest.is_empty() {
-            self.nested(indent, false)?
-        } else if rest.starts_with('|') || rest.starts_with('>') {
-            self.block_scalar(rest, indent, number)?
-        } else if let Some(inner) = rest.strip_prefix('[') {
-            let inner = inner
-                .strip_suffix(']')
-                .ok_or_else(|| anyhow!("line {number}: flow sequences must fit on one line"))?;
-            let items = inner
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(|s| unquote(s, number).map(Yaml::Scalar))
-                .collect::<Result<Vec<_>>>()?;
-            Yaml::List(items)
-        } else if rest == "{}" {
-            Yaml::Map(Vec::new())
-        } else if rest.starts_with('{') {
-            bail!("line {number}: flow mappings are outside the supported subset");
-        } else if matches!(rest, "~" | "null") {
-            Yaml::Null
-        } else {
-            Yaml::Scalar(unquote(rest, number)?)
-        };
-        if let Some(name) = anchor {
-            self.anchors.insert(name, node.clone());
-        }
-        Ok(node)
-    }
-
-    /// The block under a key (or an empty `-`): deeper lines, or an indentless sequence.
-    fn nested(&mut self, indent: usize, in_sequence: bool) -> Result<Yaml> {
-        match self.peek()? {
-            Some((_, at, _)) if at > indent => self.block(at),
-            Some((_, at, text))
-                if !in_sequence && at == indent && (text == "-" || text.starts_with("- ")) =>
-            {
-                self.sequence(indent)
-            }
-            _ => Ok(Yaml::Null),
-        }
-    }
-
-    fn block_scalar(&mut self, header: &str, indent: usize, number: usize) -> Result<Yaml> {
-        let folded = header.starts_with('>');
-        let chomp = &header[1..];
-        if !matches!(chomp, "" | "-" | "+") {
-            bail!("line {number}: block scalar header {header:?} is outside the supported subset");
-        }
-        let mut lines: Vec<&str> = Vec::new();
-        let mut block_indent = None;
-        while self.next < self.lines.len() {
-            let line = &self.lines[self.next];
-            let blank = line.raw.trim().is_empty();
-            if !blank && line.indent <= indent {
-                break;
-            }
-            if !blank && block_indent.is_none() {
-                block_indent = Some(line.indent);
-            }
-            lines.push(line.raw);
-            self.next += 1;
-        }
-        let cut = block_indent.unwrap_or(indent + 1);
-        let body: Vec<&str> = lines
-            .iter()
-            .map(|l| l.get(cut..).unwrap_or("").trim_end())
-            .collect();
-        let mut text = if folded {
-            body.join(" ")
-        } else {
-            body.join("\n")
-        };
-        match chomp {
-            "-" => text = text.trim_end().to_owned(),
-            "+" => text.push('\n'),
-            _ => {
-                text = text.trim_end().to_owned();
-                text.push('\n');
-            }
-        }
-        Ok(Yaml::Scalar(text))
-    }
+        Node::Alias(_) | Node::BadValue => bail!("an alias to an unknown anchor"),
+        scalar => Yaml::Scalar(scalar_text(&scalar).unwrap_or_default()),
+    })
 }
 
 #[cfg(test)]
@@ -432,7 +143,7 @@ mod tests {
     #[test]
     fn mappings_sequences_and_scalars_nest_by_indentation() {
         let doc = parse(
-            "a: 1 # comment\nb:\n  - x\n  - \"y # not a comment\"\n  - k: v\n    l: 'w'\nc:\n- indentless\nurl: http://h:8080/#frag\n",
+            "a: 1 # comment\nb:\n  - x\n  - \"y # not a comment\"\n  - k: v\n    l: 'w'\nc:\n- indentless\nurl: http://h:8080/#frag\nok: true\nratio: 0.50\n",
         )
         .unwrap();
         assert_eq!(doc.get("a"), Some(&scalar("1")));
@@ -442,16 +153,23 @@ mod tests {
         assert_eq!(b[2].get("l"), Some(&scalar("w")));
         assert_eq!(doc.get("c").unwrap().items(), &[scalar("indentless")]);
         assert_eq!(doc.get("url"), Some(&scalar("http://h:8080/#frag")));
+        assert_eq!(doc.get("ok"), Some(&scalar("true")));
+        assert_eq!(doc.get("ratio"), Some(&scalar("0.50")));
     }
 
     #[test]
     fn anchors_merge_and_later_keys_override() {
         let doc = parse(
-            "base: &base\n  image: q\n  restart: always\nsvc:\n  <<: *base\n  restart: never\n",
+            "base: &base\n  image: q\n  restart: always\nsvc:\n  <<: *base\n  restart: never\nother: *base\n",
         )
         .unwrap();
         assert_eq!(doc.at(&["svc", "image"]), Some(&scalar("q")));
         assert_eq!(doc.at(&["svc", "restart"]), Some(&scalar("never")));
+        assert_eq!(doc.at(&["other", "restart"]), Some(&scalar("always")));
+        let doc = parse("a: &a {x: 1}\nb: &b {x: 2, y: 2}\nc:\n  <<: [*a, *b]\n").unwrap();
+        assert_eq!(doc.at(&["c", "x"]), Some(&scalar("1")));
+        assert_eq!(doc.at(&["c", "y"]), Some(&scalar("2")));
+        assert!(parse("a: &a [1]\nb:\n  <<: *a\n").is_err());
     }
 
     #[test]
@@ -467,14 +185,15 @@ mod tests {
         let docs = parse_documents("kind: A\n---\nkind: B\n---\n").unwrap();
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[1].get("kind"), Some(&scalar("B")));
+        assert!(parse("kind: A\n---\nkind: B\n").is_err());
     }
 
     #[test]
-    fn text_outside_the_subset_is_an_error_naming_the_line() {
-        let error = parse("a: 1\n   b: 2\n").unwrap_err().to_string();
+    fn invalid_yaml_is_an_error_naming_the_line() {
+        let error = format!("{:#}", parse("a: 1\n   b: 2\n").unwrap_err());
         assert!(error.contains("line 2"), "{error}");
-        assert!(parse("a: {b: 1}\n").is_err());
-        assert!(parse("a: 1\na: 2\n").is_err());
+        assert!(parse("a: 1\na: 2\n").is_err(), "duplicate keys");
         assert!(parse("a: \"open\n").is_err());
+        assert!(parse("a: *nowhere\n").is_err());
     }
 }
