@@ -1070,4 +1070,19 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.variable, "DATABASE_URL");
     }
+
+    #[test]
+    fn calendar_ids_default_to_primary_split_on_commas_and_refuse_an_empty_list() {
+        let key = ("AGENT_API_KEY", "k-0123456789abcdef0123456789abcdef");
+        let s = load(Binary::Api, &[key]).unwrap();
+        assert_eq!(s.calendar_ids, vec!["primary".to_owned()]);
+        let s = load(
+            Binary::Api,
+            &[key, ("CALENDAR_IDS", "primary, team@example.com ,")],
+        )
+        .unwrap();
+        assert_eq!(s.calendar_ids, vec!["primary", "team@example.com"]);
+        let err = load(Binary::Api, &[key, ("CALENDAR_IDS", " , ")]).unwrap_err();
+        assert_eq!(err.variable, "CALENDAR_IDS");
+    }
 }
