@@ -283,8 +283,6 @@ impl Core {
     }
 }
 
-/// Opens the state and the providers; with `tolerant`, a Google account that does not answer
-/// is connected in the background instead of failing.
 /// With `UNSUBSCRIBE_ENFORCE=archive`, warns when `token.json` records that Google did not grant
 /// a scope archiving needs (each archiving call then fails naming it, without calling Google).
 async fn warn_of_missing_archive_scopes(settings: &Settings, api: &GoogleApi) {
@@ -301,6 +299,8 @@ async fn warn_of_missing_archive_scopes(settings: &Settings, api: &GoogleApi) {
     }
 }
 
+/// Opens the state and the providers; with `tolerant`, a Google account that does not answer
+/// is connected in the background instead of failing.
 async fn assemble(settings: &Settings, tolerant: bool) -> Result<Core, WiringError> {
     let readiness = Arc::new(Readiness::default());
     let state = open_state(settings).await?;
