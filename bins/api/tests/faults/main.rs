@@ -9,6 +9,9 @@
 //! exactly as many Google calls as the same scan made before the fault (no retry or backoff state
 //! left behind). The timings are printed as `FIGURE` lines (`--no-capture` shows them).
 
+mod google_retry_after;
+mod google_scopes;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
