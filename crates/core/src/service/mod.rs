@@ -24,6 +24,9 @@ mod incident;
 mod scan;
 mod unsubscribe;
 
+#[cfg(test)]
+mod tests;
+
 pub use compliance::{EnforcementAction, EnforcementOutcome};
 pub use decisions::{DecisionOutcome, SenderView};
 pub use digest::DigestOutcome;
