@@ -44,7 +44,7 @@ fn fixture() -> &'static Fixture {
         let app = runtime
             .block_on(quietbox_runtime::wiring::build(settings))
             .expect("app");
-        let router = quietbox_runtime::a2a::router(app);
+        let router = quietbox_a2a::a2a::router(app);
         Fixture {
             runtime,
             router,

@@ -1,10 +1,10 @@
-//! `quietbox-api`: the REST API. Glue only — settings, wiring, the router and serving live in
-//! `quietbox-runtime`.
+//! `quietbox-api`: the REST API. Glue only: the protocol lives in this package's library
+//! (`quietbox_api::rest`), settings, wiring and serving in `quietbox-runtime`.
 
 use std::process::ExitCode;
 
 use quietbox_runtime::config::Binary;
 
 fn main() -> ExitCode {
-    quietbox_runtime::cli::main(Binary::Api, quietbox_runtime::rest::router)
+    quietbox_runtime::cli::main(Binary::Api, quietbox_api::rest::router)
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::Router;
 use clap::{Parser, Subcommand};
+use quietbox_auth::Scope;
 use quietbox_core::Quietbox;
 use quietbox_core::ports::{NoProgress, SystemClock};
 use quietbox_core::service::ScanOptions;
@@ -154,14 +155,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Runs a binary: parses flags, loads settings, and serves `surface` or runs a subcommand.
 /// Errors end the process with one line on stderr and exit code 1 (2 for bad settings).
 pub fn main(binary: Binary, surface: fn(App) -> Router) -> ExitCode {
-    main_with_stdio(binary, surface, None)
+    main_with_stdio(binary, surface, None, |_| Scope::ALL.to_vec())
 }
 
 /// Like [`main`], for a binary that can also serve over stdio (`--transport stdio`).
+/// `challenge_scopes` are the scopes the 401 challenge names while the OAuth issuer has not
+/// answered yet (the binary's own list: MCP names its tools' scopes).
 pub fn main_with_stdio(
     binary: Binary,
     surface: fn(App) -> Router,
     stdio: Option<StdioServe>,
+    challenge_scopes: fn(&Settings) -> Vec<Scope>,
 ) -> ExitCode {
     let cli = Cli::parse();
     if cli.transport == "stdio" && stdio.is_none() {
@@ -216,7 +220,7 @@ pub fn main_with_stdio(
             let app = wiring::build(settings).await.map_err(|e| e.to_string())?;
             stdio(app).await
         }),
-        _ => runtime.block_on(run(binary, settings, command, surface)),
+        _ => runtime.block_on(run(binary, settings, command, surface, challenge_scopes)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -232,10 +236,11 @@ async fn run(
     settings: Settings,
     command: Command,
     surface: fn(App) -> Router,
+    challenge_scopes: fn(&Settings) -> Vec<Scope>,
 ) -> Result<(), String> {
     let actor = format!("{}-cli", binary.name());
     match command {
-        Command::Serve => serve_app(binary, settings, surface).await,
+        Command::Serve => serve_app(binary, settings, surface, challenge_scopes).await,
         Command::Login { archive } => {
             let scopes = login_scopes(&settings, archive);
             eprintln!("requesting scopes: {}", scopes.join(" "));
@@ -358,6 +363,7 @@ async fn serve_app(
     binary: Binary,
     settings: Settings,
     surface: fn(App) -> Router,
+    challenge_scopes: fn(&Settings) -> Vec<Scope>,
 ) -> Result<(), String> {
     let bind = settings.bind_addr;
     let limits = HttpLimits::from_settings(&settings);
@@ -375,8 +381,12 @@ async fn serve_app(
                 waiting.state(),
                 waiting.quietbox(),
             )?;
-            let switch =
-                SwitchRouter::new(with_common_layers(waiting.router(), binary.name(), limits));
+            let scopes = challenge_scopes(waiting.settings());
+            let switch = SwitchRouter::new(with_common_layers(
+                waiting.router(&scopes),
+                binary.name(),
+                limits,
+            ));
             let swap = switch.clone();
             tokio::spawn(async move {
                 let app = waiting.connect().await;

@@ -126,6 +126,9 @@ impl RawSettings {
     }
 }
 
+/// The `Origin` allow-list of the MCP streamable HTTP transport (`MCP_ALLOWED_ORIGINS`), a
+/// setting parsed at load.
+pub mod origins;
 mod scaling;
 mod variables;
 
@@ -224,7 +227,7 @@ pub struct Settings {
     /// `MCP_ALLOWED_HOSTS`: `Host` header values the MCP HTTP transport accepts.
     pub mcp_allowed_hosts: Vec<String>,
     /// `MCP_ALLOWED_ORIGINS`: `Origin` header values the MCP HTTP transport accepts.
-    pub mcp_allowed_origins: crate::mcp::AllowedOrigins,
+    pub mcp_allowed_origins: origins::AllowedOrigins,
     /// `MCP_MAX_SESSIONS`: live MCP HTTP sessions per tenant (all tenants together: 4 times
     /// this), so a flood of `initialize` calls cannot exhaust memory (each session holds a worker
     /// until it idles out) nor lock another tenant out.
@@ -648,7 +651,7 @@ impl Settings {
                     hosts
                 }
             },
-            mcp_allowed_origins: crate::mcp::AllowedOrigins::parse(
+            mcp_allowed_origins: origins::AllowedOrigins::parse(
                 list(raw.get("MCP_ALLOWED_ORIGINS"))
                     .iter()
                     .map(String::as_str),

@@ -6,16 +6,11 @@
 // Library code never unwraps; tests may.
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod a2a;
 pub mod cli;
 pub mod config;
 pub mod http;
-pub mod idempotency;
-pub mod mcp;
-
 pub mod operations;
 pub mod problem;
 pub mod redaction;
-pub mod rest;
 pub mod telemetry;
 pub mod wiring;

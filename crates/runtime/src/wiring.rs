@@ -190,13 +190,14 @@ pub struct AwaitingIssuer {
 
 impl AwaitingIssuer {
     /// The router to serve meanwhile: the RFC 9728 document, the 401 challenge, `/ready` 503
-    /// naming `oauth_issuer`, and 503 for calls with credentials.
-    pub fn router(&self) -> axum::Router {
+    /// naming `oauth_issuer`, and 503 for calls with credentials. The challenge names
+    /// `scopes` (the binary's: MCP passes its tools' scopes).
+    pub fn router(&self, scopes: &[quietbox_auth::Scope]) -> axum::Router {
         dependencies::awaiting_issuer_router(
             self.config.resource_url.as_deref().unwrap_or_default(),
             self.config.oauth_issuer.as_deref().unwrap_or_default(),
             &self.metadata_url,
-            &crate::mcp::tool_scopes(self.settings.mcp_enable_mutation_tools),
+            scopes,
             self.core.readiness.clone(),
         )
     }

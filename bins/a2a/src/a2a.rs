@@ -35,8 +35,8 @@ use quietbox_core::ports::{NoProgress, ScanProgress};
 use quietbox_core::store::{TaskOwner, TaskQuery, TaskRecord, TaskRetention};
 use serde_json::{Value, json};
 
-use crate::operations::{self, Operation};
-use crate::wiring::App;
+use quietbox_runtime::operations::{self, Operation};
+use quietbox_runtime::wiring::App;
 
 /// The protocol version this agent speaks.
 pub const PROTOCOL_VERSION: &str = "1.0";
@@ -995,7 +995,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::config::{Binary, RawSettings, Settings};
+    use quietbox_runtime::config::{Binary, RawSettings, Settings};
 
     /// An A2A app on the sample mailbox, its state in `dir`.
     async fn app(dir: &std::path::Path) -> App {
@@ -1014,7 +1014,7 @@ mod tests {
         .collect();
         let raw = RawSettings::load_from(&env).unwrap();
         let settings = Settings::from_raw(Binary::A2a, &raw).unwrap();
-        crate::wiring::build(settings).await.unwrap()
+        quietbox_runtime::wiring::build(settings).await.unwrap()
     }
 
     #[test]

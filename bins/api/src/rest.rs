@@ -22,11 +22,11 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::idempotency::{self, Begin};
-use crate::operations::{Operation, admit};
-use crate::problem::{ApiError, AppJson};
-use crate::wiring::App;
+use quietbox_runtime::operations::{Operation, admit};
+use quietbox_runtime::problem::{ApiError, AppJson};
+use quietbox_runtime::wiring::App;
 
-/// The REST router (without the shared layers; see [`crate::http::with_common_layers`]).
+/// The REST router (without the shared layers; see [`quietbox_runtime::http::with_common_layers`]).
 pub fn router(app: App) -> Router {
     let protected = Router::new()
         .route("/v1/availability", get(availability))
@@ -178,7 +178,7 @@ async fn openapi() -> Response {
 #[utoipa::path(get, path = "/ready", responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
 async fn ready(state: State<App>) -> Response {
     // Shared with MCP: also names a dependency (Google) still unreachable since start.
-    crate::wiring::ready(state).await
+    quietbox_runtime::wiring::ready(state).await
 }
 
 /// Query of `GET /v1/availability`.

@@ -18,8 +18,6 @@
 //! operator. Mutation tools are hidden and refused with `MCP_ENABLE_MUTATION_TOOLS=false`; an
 //! active incident refuses them through the core, without restart.
 
-mod origin;
-
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -47,11 +45,13 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler, ServiceExt};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-pub use origin::{AllowedOrigin, AllowedOrigins, BadOrigin, OriginPort, OriginScheme};
+pub use quietbox_runtime::config::origins::{
+    AllowedOrigin, AllowedOrigins, BadOrigin, OriginPort, OriginScheme,
+};
 
-use crate::operations::{self, Operation};
-use crate::problem::ApiError;
-use crate::wiring::App;
+use quietbox_runtime::operations::{self, Operation};
+use quietbox_runtime::problem::ApiError;
+use quietbox_runtime::wiring::App;
 
 /// Largest `/mcp` POST body: read whole by the admission gate (to see a `tools/call`'s tool) and
 /// by rmcp; larger bodies get 413.
@@ -385,11 +385,11 @@ pub fn router(app: App) -> Router {
         .layer(AuthLayer::new(app.auth.clone()).naming_scopes(&tool_scopes(mutation_tools)))
         .layer(axum::middleware::from_fn_with_state(origins, check_origin))
         .merge(protected_resource_routes(app.auth.clone()))
-        .merge(crate::wiring::ready_routes(app.clone()))
+        .merge(quietbox_runtime::wiring::ready_routes(app.clone()))
 }
 
 /// The scopes of the offered tools, in table order.
-pub(crate) fn tool_scopes(mutation_tools: bool) -> Vec<Scope> {
+pub fn tool_scopes(mutation_tools: bool) -> Vec<Scope> {
     let scopes: ScopeSet = visible_tools(mutation_tools)
         .map(|t| t.operation.scope())
         .collect();

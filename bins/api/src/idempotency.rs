@@ -16,7 +16,7 @@ use quietbox_core::ErrorCode;
 use quietbox_core::store::{IdempotencyRecord, StateStore};
 use serde_json::Value;
 
-use crate::problem::ApiError;
+use quietbox_runtime::problem::ApiError;
 
 /// How long a stored answer is replayed.
 pub const ANSWER_TTL: chrono::Duration = chrono::Duration::hours(24);
