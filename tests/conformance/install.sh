@@ -2,14 +2,15 @@
 # Installs the pinned protocol tools of tests/conformance (package.json + package-lock.json:
 # the MCP conformance suite, the A2A JavaScript SDK, Node 22 as the npm package
 # node-linux-<arch>) into target/conformance with `npm ci`, from the npm registry only.
-# Cached: skips the install when target/conformance holds the same lockfile already.
+# Cached: skips the install when target/conformance was installed from the same package.json
+# and package-lock.json.
 # Prints the path of the Node 22 binary on its last line of stdout.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 prefix="${QUIETBOX_CONFORMANCE_DIR:-$root/target/conformance}"
 stamp="$prefix/.installed-lock.sha256"
-want="$(sha256sum "$here/package-lock.json" | cut -d' ' -f1)"
+want="$(cat "$here/package.json" "$here/package-lock.json" | sha256sum | cut -d' ' -f1)"
 
 case "$(uname -m)" in
   x86_64) arch=x64 ;;
