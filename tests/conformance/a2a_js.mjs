@@ -24,6 +24,7 @@ import { readKnownFailures, startQuietbox, stopQuietbox, verdict } from "./lib.m
 
 const KEY = "a2a-js-conformance-key-0123456789abcdef01";
 const SLOW_COPIES = 40;
+const CHECK_TIMEOUT_MS = 30_000;
 const [binary, sample, known_path] = process.argv.slice(2);
 if (!known_path) {
   console.error("usage: node a2a_js.mjs <quietbox-a2a> <data/sample> <known-failures>");
@@ -477,7 +478,13 @@ try {
   for (const c of checks) {
     const t0 = Date.now();
     try {
-      await c.fn({ fast, slow });
+      // A check that hangs (a stream that never ends) fails alone; the process exit at the end
+      // closes what it left open.
+      let timer;
+      const limit = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no result within ${CHECK_TIMEOUT_MS / 1000} s`)), CHECK_TIMEOUT_MS);
+      });
+      await Promise.race([c.fn({ fast, slow }), limit]).finally(() => clearTimeout(timer));
       rows.push({ name: c.name, status: "passed", detail: "" });
     } catch (err) {
       rows.push({ name: c.name, status: "failed", detail: `[item ${c.item}] ${err?.message ?? err}`.slice(0, 500) });

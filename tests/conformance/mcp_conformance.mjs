@@ -137,6 +137,13 @@ const env = {
   NO_COLOR: "1",
 };
 const { proc, base } = await startQuietbox(binary, env);
+// The suite has its own timeouts; this bounds everything else (a hung probe or spec check).
+const watchdog = setTimeout(() => {
+  console.log("mcp: no verdict within 180 s; stopping");
+  proc.kill("SIGKILL");
+  process.exit(1);
+}, 180_000);
+watchdog.unref();
 let status = 1;
 try {
   const proxy = await startProxy(`${base}/mcp`, { "x-api-key": KEY });
