@@ -6,6 +6,6 @@ mod ics;
 mod mbox;
 mod outbox;
 
-pub use ics::LocalCalendar;
+pub use ics::{LocalCalendar, ParsedCalendar, busy_from_ics};
 pub use mbox::{LocalMail, read_mbox, read_messages};
 pub use outbox::Outbox;

@@ -1,5 +1,8 @@
-//! Calendar from an `.ics` file: events (recurring ones expanded with `rrule`), all-day events
-//! placed in the asked time zone, transparent and cancelled events ignored.
+//! Busy time of a parsed calendar in a window.
+//!
+//! A recurrence is expanded over wall-clock times (its DTSTART and UNTIL written as UTC), and
+//! each instance is then placed in the series' zone (DST gaps and overlaps by RFC 5545
+//! §3.3.5), so all-day and timed series keep their local time and length across DST.
 //!
 //! A recurrence is expanded from the window, not from its first instance: the series start is
 //! moved forward by whole periods of the rule (its `FREQ` times its `INTERVAL`) to just before
@@ -9,144 +12,19 @@
 //! first instance): it is walked from its start for at most [`COUNT_WALK_LIMIT`] instances, and
 //! past that treated as unending (busy rather than wrongly free).
 
-use std::path::PathBuf;
-use std::str::FromStr;
-
-use async_trait::async_trait;
 use chrono::{
     DateTime, Datelike, Duration, Months, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc,
 };
 use chrono_tz::Tz;
-use icalendar::{CalendarComponent, CalendarDateTime, Component, DatePerhapsTime};
-use quietbox_core::ports::{BusyInterval, CalendarProvider, ProviderError};
+use quietbox_core::ports::BusyInterval;
 
-/// A calendar read from an `.ics` file on every query (it is small, and may change).
-#[derive(Debug, Clone)]
-pub struct LocalCalendar {
-    path: PathBuf,
-}
+use super::parse::{Calendar, Length, Rule, Series};
 
-impl LocalCalendar {
-    /// The calendar at `path`.
-    pub fn new(path: impl Into<PathBuf>) -> Self {
-        LocalCalendar { path: path.into() }
-    }
-}
-
-#[async_trait]
-impl CalendarProvider for LocalCalendar {
-    async fn busy(
-        &self,
-        start: DateTime<Utc>,
-        end: DateTime<Utc>,
-        tz: &str,
-    ) -> Result<Vec<BusyInterval>, ProviderError> {
-        let tz = Tz::from_str(tz)
-            .map_err(|_| ProviderError::InvalidInput(format!("unknown time zone {tz:?}")))?;
-        let text = tokio::fs::read_to_string(&self.path).await.map_err(|e| {
-            ProviderError::BadData(format!("cannot read calendar {}: {e}", self.path.display()))
-        })?;
-        busy_from_ics(&text, start, end, tz)
-    }
-}
-
-/// Busy intervals of an iCalendar text overlapping `[start, end)`.
-pub fn busy_from_ics(
-    text: &str,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-    tz: Tz,
-) -> Result<Vec<BusyInterval>, ProviderError> {
-    if !text.trim_start().starts_with("BEGIN:VCALENDAR") {
-        return Err(ProviderError::BadData(
-            "calendar does not start with BEGIN:VCALENDAR".into(),
-        ));
-    }
-    let unfolded = icalendar::parser::unfold(text);
-    let calendar = icalendar::parser::read_calendar(&unfolded)
-        .map_err(|e| ProviderError::BadData(format!("calendar does not parse: {e}")))?;
-    let mut busy = Vec::new();
-    for component in calendar.components {
-        let component = CalendarComponent::from(component);
-        let Some(event) = component.as_event() else {
-            continue;
-        };
-        if event
-            .property_value("TRANSP")
-            .is_some_and(|t| t.eq_ignore_ascii_case("TRANSPARENT"))
-            || event
-                .property_value("STATUS")
-                .is_some_and(|s| s.eq_ignore_ascii_case("CANCELLED"))
-        {
-            continue;
-        }
-        let Some(first_start) = event.get_start().and_then(|d| instant(&d, tz)) else {
-            continue;
-        };
-        let first_end = event
-            .get_end()
-            .and_then(|d| instant(&d, tz))
-            .or_else(|| match event.get_start() {
-                // An all-day event without DTEND lasts one day (RFC 5545 §3.6.1).
-                Some(DatePerhapsTime::Date(_)) => first_start.checked_add_signed(Duration::days(1)),
-                _ => Some(first_start),
-            })
-            .unwrap_or(first_start);
-        let length = first_end
-            .signed_duration_since(first_start)
-            .max(Duration::zero());
-        let starts = match event.property_value("RRULE") {
-            Some(rule) => {
-                let from = start
-                    .checked_sub_signed(length)
-                    .unwrap_or(DateTime::<Utc>::MIN_UTC);
-                occurrences(event, rule, tz, from, end)?.starts
-            }
-            None => vec![first_start],
-        };
-        for occurrence in starts {
-            let interval = BusyInterval {
-                start: occurrence,
-                end: occurrence
-                    .checked_add_signed(length)
-                    .unwrap_or(DateTime::<Utc>::MAX_UTC),
-            };
-            if interval.end > start && interval.start < end {
-                busy.push(interval);
-            }
-        }
-    }
-    Ok(busy)
-}
-
-fn instant(value: &DatePerhapsTime, tz: Tz) -> Option<DateTime<Utc>> {
-    match value {
-        DatePerhapsTime::Date(date) => local_midnight(*date, tz),
-        DatePerhapsTime::DateTime(CalendarDateTime::Utc(t)) => Some(*t),
-        DatePerhapsTime::DateTime(CalendarDateTime::Floating(naive)) => local(naive, tz),
-        DatePerhapsTime::DateTime(CalendarDateTime::WithTimezone { date_time, tzid }) => {
-            local(date_time, Tz::from_str(tzid).unwrap_or(tz))
-        }
-    }
-}
-
-fn local(naive: &NaiveDateTime, tz: Tz) -> Option<DateTime<Utc>> {
-    tz.from_local_datetime(naive)
-        .earliest()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-fn local_midnight(date: NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
-    local(&date.and_hms_opt(0, 0, 0)?, tz)
-}
-
-/// Most instances of one event kept for one window.
-const MAX_INSTANCES: usize = 1000;
 /// Most instances of a rule with `COUNT` walked from its start before it is treated as unending.
 pub const COUNT_WALK_LIMIT: usize = 20_000;
-/// Most instances examined for one event whatever the rule (a rule whose start cannot be moved
-/// near the window, e.g. one made only of rare dates, stops here).
-const WALK_LIMIT: usize = 100_000;
+/// Most instances examined for one rule in one window (a minutely series over a year is
+/// 525,600): past it the walk stops with a warning.
+const WALK_LIMIT: usize = 2_000_000;
 
 /// The instances of a recurring event in a window, and how many the expansion examined.
 #[derive(Debug, Default)]
@@ -159,72 +37,155 @@ struct Expansion {
     complete: bool,
 }
 
-/// Starts of a recurring event between `from` and `to` (at most [`MAX_INSTANCES`]).
-fn occurrences(
-    event: &icalendar::Event,
-    rule: &str,
-    tz: Tz,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
-) -> Result<Expansion, ProviderError> {
-    let dtstart = match event.get_start() {
-        Some(DatePerhapsTime::DateTime(CalendarDateTime::Utc(t))) => {
-            format!("DTSTART:{}", t.format("%Y%m%dT%H%M%SZ"))
+/// Busy intervals of `calendar` overlapping `[start, end)`, floating times and dates read in
+/// `asked`, appended to `out`. Zero-length instances are not busy.
+pub(crate) fn busy(
+    calendar: &Calendar,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    asked: Tz,
+    out: &mut Vec<BusyInterval>,
+) {
+    // Any zone's offset is under a day: these wall-clock bounds hold every instance that can
+    // touch the window.
+    let lo = start.naive_utc() - Duration::days(1);
+    let hi = end.naive_utc() + Duration::days(1);
+    for series in &calendar.series {
+        if series.first_wall > hi
+            || series
+                .last_wall
+                .is_some_and(|last| last + series.longest < lo)
+        {
+            continue;
         }
-        Some(DatePerhapsTime::DateTime(CalendarDateTime::WithTimezone { date_time, tzid })) => {
-            let zone = Tz::from_str(&tzid).unwrap_or(tz);
-            format!(
-                "DTSTART;TZID={}:{}",
-                zone.name(),
-                date_time.format("%Y%m%dT%H%M%S")
-            )
-        }
-        Some(DatePerhapsTime::DateTime(CalendarDateTime::Floating(naive))) => {
-            format!(
-                "DTSTART;TZID={}:{}",
-                tz.name(),
-                naive.format("%Y%m%dT%H%M%S")
-            )
-        }
-        Some(DatePerhapsTime::Date(date)) => format!(
-            "DTSTART;TZID={}:{}T000000",
-            tz.name(),
-            date.format("%Y%m%d")
-        ),
-        None => return Ok(Expansion::default()),
-    };
-    let exdate = event.property_value("EXDATE");
-    let parse = |rule: &str| {
-        let mut text = format!("{dtstart}\nRRULE:{rule}");
-        if let Some(exdate) = exdate {
-            text.push_str(&format!("\nEXDATE:{exdate}"));
-        }
-        // A rule we cannot read is skipped, not fatal: one odd event must not hide the calendar.
-        rrule::RRuleSet::from_str(&text).ok()
-    };
-    let Some(set) = parse(rule) else {
-        return Ok(Expansion::default());
-    };
-    if set.get_rrule().iter().all(|r| r.get_count().is_none()) {
-        return Ok(walk(&rebase(set, from), from, to, WALK_LIMIT));
+        series_busy(series, lo, hi, start, end, asked, out);
     }
-    let counted = walk(&set, from, to, COUNT_WALK_LIMIT);
-    if counted.complete {
-        return Ok(counted);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn series_busy(
+    series: &Series,
+    lo: NaiveDateTime,
+    hi: NaiveDateTime,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    asked: Tz,
+    out: &mut Vec<BusyInterval>,
+) {
+    let mut push = |from: DateTime<Utc>, to: DateTime<Utc>| {
+        if to > from && to > start && from < end {
+            out.push(BusyInterval {
+                start: from,
+                end: to,
+            });
+        }
+    };
+    for o in &series.overrides {
+        if o.busy {
+            let from = o.start.instant(asked);
+            push(from, o.length.end(o.start.wall(), o.start.zone(), asked));
+        }
     }
-    tracing::warn!(
-        uid = event.get_uid().unwrap_or_default(),
-        limit = COUNT_WALK_LIMIT,
-        "recurring event has more instances before the window than are walked: its COUNT is ignored"
-    );
-    let uncounted: Vec<&str> = rule
-        .split(';')
-        .filter(|part| !part.trim().to_ascii_uppercase().starts_with("COUNT="))
+    let mut future: Vec<&super::parse::Override> = series
+        .overrides
+        .iter()
+        .filter(|o| o.this_and_future)
         .collect();
-    match parse(&uncounted.join(";")) {
-        Some(set) => Ok(walk(&rebase(set, from), from, to, WALK_LIMIT)),
-        None => Ok(counted),
+    if !series.busy && future.iter().all(|o| !o.busy) {
+        return;
     }
+    future.sort_by_key(|o| o.rid);
+    let zone = series.start.zone();
+    let from = lo - series.longest;
+    let mut walls: Vec<(NaiveDateTime, Option<Length>)> = Vec::new();
+    let first = series.start.wall();
+    if first >= from && first <= hi {
+        walls.push((first, None));
+    }
+    for rule in &series.rules {
+        for instance in occurrences(series, rule, from, hi) {
+            walls.push((instance, None));
+        }
+    }
+    for (wall, length) in &series.rdates {
+        if *wall >= from && *wall <= hi {
+            walls.push((*wall, *length));
+        }
+    }
+    walls.sort_by_key(|(wall, length)| (*wall, length.is_none()));
+    walls.dedup_by_key(|(wall, _)| *wall);
+    for (wall, length) in walls {
+        if series.exdates.contains(&wall)
+            || series.exdays.contains(&wall.date())
+            || series.overrides.iter().any(|o| o.rid == wall)
+        {
+            continue;
+        }
+        let mut busy = series.busy;
+        let mut length = length.unwrap_or(series.length);
+        let mut shift = Duration::zero();
+        if let Some(o) = future.iter().rev().find(|o| o.rid < wall) {
+            busy = o.busy;
+            length = o.length;
+            shift = o.start.instant(asked) - zone.instant(o.rid, asked);
+        }
+        if !busy {
+            continue;
+        }
+        let from = zone.instant(wall, asked) + shift;
+        push(from, length.end(wall, zone, asked) + shift);
+    }
+}
+
+fn as_utc(wall: NaiveDateTime) -> DateTime<Utc> {
+    Utc.from_utc_datetime(&wall)
+}
+
+/// Wall-clock starts of one rule of `series` between `from` and `to`.
+fn occurrences(
+    series: &Series,
+    rule: &Rule,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> Vec<NaiveDateTime> {
+    let (from, to) = (as_utc(from), as_utc(to));
+    let set = &rule.set;
+    let expansion = if set.get_rrule().iter().all(|r| r.get_count().is_none()) {
+        walk(&rebase(set.clone(), from), from, to, WALK_LIMIT)
+    } else {
+        let counted = walk(set, from, to, COUNT_WALK_LIMIT);
+        if counted.complete {
+            counted
+        } else {
+            tracing::warn!(
+                uid = series.uid,
+                limit = COUNT_WALK_LIMIT,
+                "recurring event has more instances before the window than are walked: its COUNT is ignored"
+            );
+            let uncounted: Vec<&str> = rule
+                .text
+                .split(';')
+                .filter(|part| !part.trim().to_ascii_uppercase().starts_with("COUNT="))
+                .collect();
+            match uncounted
+                .join(";")
+                .parse::<rrule::RRule<rrule::Unvalidated>>()
+                .ok()
+                .and_then(|r| r.build(*set.get_dt_start()).ok())
+            {
+                Some(set) => walk(&rebase(set, from), from, to, WALK_LIMIT),
+                None => counted,
+            }
+        }
+    };
+    if !expansion.complete {
+        tracing::warn!(
+            uid = series.uid,
+            limit = WALK_LIMIT,
+            "recurring event has more instances in the window than are walked: the rest are missing"
+        );
+    }
+    expansion.starts.iter().map(|t| t.naive_utc()).collect()
 }
 
 /// The instances of `set` in `[from, to]`, examining at most `limit` instances.
@@ -243,10 +204,6 @@ fn walk(set: &rrule::RRuleSet, from: DateTime<Utc>, to: DateTime<Utc>, limit: us
         }
         if instance >= from {
             expansion.starts.push(instance);
-            if expansion.starts.len() >= MAX_INSTANCES {
-                expansion.complete = true;
-                return expansion;
-            }
         }
     }
     expansion.complete = true;
@@ -344,8 +301,10 @@ fn moved_start(
 
 #[cfg(test)]
 mod tests {
+    use super::super::busy_from_ics;
     use super::*;
     use chrono::Timelike;
+    use std::str::FromStr;
 
     const ICS: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//quietbox//test//EN\r\n\
 BEGIN:VEVENT\r\nUID:1\r\nDTSTART:20260105T100000Z\r\nDTEND:20260105T110000Z\r\nSUMMARY:One-off\r\nEND:VEVENT\r\n\
