@@ -10,6 +10,7 @@
 
 mod expand;
 mod parse;
+mod vtimezone;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -252,10 +252,13 @@ struct Component {
     rdates: Vec<(When, Option<Length>)>,
     exdates: Vec<When>,
     recurrence_id: Option<(When, bool)>,
+    sequence: i64,
 }
 
 struct Zones<'a> {
     resolver: calcard::icalendar::timezone::TzResolver<&'a str>,
+    /// VTIMEZONEs whose TZID names no zone, read from their rules.
+    custom: std::collections::HashMap<String, Zone>,
     /// `X-WR-TIMEZONE`: floating and UTC times are read in it.
     calendar_zone: Option<Tz>,
 }
@@ -268,10 +271,15 @@ impl Zones<'_> {
         match self.resolver.resolve(tzid) {
             Some(CalTz::Tz(tz)) => Zone::Named(tz),
             Some(CalTz::Fixed(offset)) => Zone::Fixed(offset),
-            Some(CalTz::Floating) | None => match Tz::from_str(tzid) {
-                Ok(tz) => Zone::Named(tz),
-                Err(_) => Zone::Floating,
-            },
+            Some(CalTz::Floating) | None => {
+                if let Some(zone) = self.custom.get(tzid) {
+                    *zone
+                } else if let Some(tz) = super::vtimezone::by_suffix(tzid) {
+                    Zone::Named(tz)
+                } else {
+                    Zone::Floating
+                }
+            }
         }
     }
 
@@ -328,8 +336,28 @@ fn read_calendar(ical: &ICalendar, calendar: &mut Calendar) {
                 _ => None,
             })
     });
+    let resolver = ical.build_tz_resolver();
+    let mut custom = std::collections::HashMap::new();
+    for vtimezone in ical.timezones() {
+        let Some(tzid) = vtimezone
+            .entries
+            .iter()
+            .find_map(|e| match (&e.name, e.values.first()) {
+                (ICalendarProperty::Tzid, Some(ICalendarValue::Text(id))) => Some(id.as_str()),
+                _ => None,
+            })
+        else {
+            continue;
+        };
+        let named = matches!(resolver.resolve(tzid), Some(CalTz::Tz(_) | CalTz::Fixed(_)))
+            || super::vtimezone::by_suffix(tzid).is_some();
+        if !named && let Some(zone) = super::vtimezone::from_rules(ical, vtimezone) {
+            custom.insert(tzid.to_owned(), zone);
+        }
+    }
     let zones = Zones {
-        resolver: ical.build_tz_resolver(),
+        resolver,
+        custom,
         calendar_zone,
     };
     let mut masters: Vec<Component> = Vec::new();
@@ -344,6 +372,29 @@ fn read_calendar(ical: &ICalendar, calendar: &mut Calendar) {
             None => calendar.skip("a VEVENT without a readable DTSTART"),
         }
     }
+    // A UID given twice (an updated copy of the event) is the copy with the higher SEQUENCE,
+    // the later one on a tie.
+    let mut latest: std::collections::HashMap<String, (i64, usize)> =
+        std::collections::HashMap::new();
+    for (index, master) in masters.iter().enumerate() {
+        if master.uid.is_empty() {
+            continue;
+        }
+        let entry = latest
+            .entry(master.uid.clone())
+            .or_insert((master.sequence, index));
+        if master.sequence >= entry.0 {
+            *entry = (master.sequence, index);
+        }
+    }
+    let masters: Vec<Component> = masters
+        .into_iter()
+        .enumerate()
+        .filter(|(index, m)| {
+            m.uid.is_empty() || latest.get(&m.uid).is_some_and(|(_, i)| i == index)
+        })
+        .map(|(_, m)| m)
+        .collect();
     let mut series: Vec<Series> = Vec::with_capacity(masters.len());
     let mut by_uid: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for master in masters {
@@ -390,14 +441,25 @@ fn read_calendar(ical: &ICalendar, calendar: &mut Calendar) {
         };
         match by_uid.get(&component.uid) {
             Some(&index) => {
-                let zone = series[index].start.zone();
-                series[index].overrides.push(Override {
-                    rid: rid.wall_in(zone),
+                let master = &mut series[index];
+                let rid = match (rid, master.start) {
+                    (When::Date(day), When::Time(wall, _)) => day.and_time(wall.time()),
+                    _ => rid.wall_in(master.start.zone()),
+                };
+                // An instance the master excludes stays excluded, override or not.
+                if master.exdates.contains(&rid) || master.exdays.contains(&rid.date()) {
+                    continue;
+                }
+                let o = Override {
+                    rid,
                     this_and_future,
                     start: component.start,
                     length: component.length,
                     busy: component.busy,
-                });
+                };
+                // The same instance overridden twice: the later copy.
+                master.overrides.retain(|old| old.rid != rid);
+                master.overrides.push(o);
             }
             // An override without its master is an event of its own.
             None => series.push(Series {
@@ -465,9 +527,11 @@ fn read_event(component: &ICalendarComponent, zones: &Zones<'_>) -> Option<Compo
     let mut rdates = Vec::new();
     let mut exdates = Vec::new();
     let mut recurrence_id = None;
+    let mut sequence = 0;
     for entry in &component.entries {
         let tzid = entry.tz_id();
         match (&entry.name, entry.values.first()) {
+            (ICalendarProperty::Sequence, Some(ICalendarValue::Integer(n))) => sequence = *n,
             (ICalendarProperty::Uid, Some(value)) => {
                 uid = value.as_text().unwrap_or_default().to_owned();
             }
@@ -540,6 +604,7 @@ fn read_event(component: &ICalendarComponent, zones: &Zones<'_>) -> Option<Compo
         rdates,
         exdates,
         recurrence_id,
+        sequence,
     })
 }
 
@@ -572,23 +637,19 @@ fn read_rdates(
 }
 
 /// The length from DTSTART to DTEND: in wall-clock time when both are in one zone (a 09:00 to
-/// 10:00 meeting stays so across DST), exact otherwise. Never negative.
+/// 10:00 meeting stays so across DST), exact otherwise. A DTEND before DTSTART (invalid) is
+/// read as the other way round: busy rather than wrongly free.
 fn between(start: When, end: When) -> Length {
-    let length = if start.zone() == end.zone() {
+    if start.zone() == end.zone() {
         Length {
-            wall: end.wall() - start.wall(),
+            wall: (end.wall() - start.wall()).abs(),
             exact: Duration::zero(),
         }
     } else {
         Length {
             wall: Duration::zero(),
-            exact: end.instant(chrono_tz::UTC) - start.instant(chrono_tz::UTC),
+            exact: (end.instant(chrono_tz::UTC) - start.instant(chrono_tz::UTC)).abs(),
         }
-    };
-    if length.wall < Duration::zero() || length.exact < Duration::zero() {
-        Length::default()
-    } else {
-        length
     }
 }
 
