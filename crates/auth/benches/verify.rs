@@ -12,7 +12,26 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use quietbox_auth::{AuthConfig, AuthMode, Authenticator, Secret};
+use quietbox_auth::{AppScope, AuthConfig, AuthMode, Secret};
+
+/// The benchmarked application's scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NotesScope {
+    Read,
+    Write,
+}
+
+impl AppScope for NotesScope {
+    const ALL: &'static [Self] = &[NotesScope::Read, NotesScope::Write];
+    fn as_str(self) -> &'static str {
+        match self {
+            NotesScope::Read => "notes:read",
+            NotesScope::Write => "notes:write",
+        }
+    }
+}
+
+type Authenticator = quietbox_auth::Authenticator<NotesScope>;
 use serde_json::{Value, json};
 
 const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
@@ -23,7 +42,7 @@ fn claims() -> Value {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    json!({"sub": "u", "aud": "quietbox", "scope": "mail:scan", "exp": now + 3600, "iat": now})
+    json!({"sub": "u", "aud": "quietbox", "scope": "notes:read notes:write", "exp": now + 3600, "iat": now})
 }
 
 fn validation(alg: Algorithm) -> Validation {

@@ -15,13 +15,13 @@ use crate::jwt::{ClaimRules, JwtVerifier, KeySources};
 use crate::mode::AuthMode;
 use crate::oauth::{ProtectedResourceMetadata, discover, resource_metadata_url};
 use crate::principal::{AuthMethod, Principal};
-use crate::scopes::Scope;
+use crate::scopes::{AppScope, check_declaration};
 use crate::secret::Secret;
 
 /// The audience required when none is configured.
 pub const DEFAULT_AUDIENCE: &str = "quietbox";
 
-/// Plain settings of an [`Authenticator`]; a service maps its configuration onto this.
+/// Plain settings of an [`Authenticator`](crate::Authenticator); a service maps its configuration onto this.
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
     /// The mode.
@@ -71,16 +71,17 @@ impl AuthConfig {
     }
 }
 
-/// Checks credentials according to one [`AuthConfig`].
+/// Checks credentials according to one [`AuthConfig`], granting scopes of the application's
+/// type `S` (see [`AppScope`]).
 #[derive(Debug, Clone)]
-pub struct Authenticator {
+pub struct Authenticator<S: AppScope> {
     mode: AuthMode,
     api_key: Option<ApiKeyVerifier>,
-    jwt: Option<JwtVerifier>,
+    jwt: Option<JwtVerifier<S>>,
     resource: Option<(ProtectedResourceMetadata, String)>,
 }
 
-impl Authenticator {
+impl<S: AppScope> Authenticator<S> {
     /// Builds an authenticator, refusing incomplete settings (an empty API key, `jwt` mode with
     /// no key source, `oauth` without issuer or resource, a JWKS or issuer URL that is not
     /// https outside loopback). In `oauth` mode this fetches the issuer's metadata to find its
@@ -98,6 +99,7 @@ impl Authenticator {
         config: AuthConfig,
         client: reqwest::Client,
     ) -> Result<Self, ConfigError> {
+        check_declaration::<S>().map_err(|e| ConfigError::Invalid("AppScope::ALL", e))?;
         let mode = config.mode;
         let api_key = if mode.uses_api_key() {
             let key = config
@@ -181,7 +183,7 @@ impl Authenticator {
                     },
                     rules,
                 );
-                let document = ProtectedResourceMetadata::new(&resource_url, &issuer);
+                let document = ProtectedResourceMetadata::new::<S>(&resource_url, &issuer);
                 (Some(verifier), Some((document, metadata_url)))
             }
         };
@@ -200,7 +202,7 @@ impl Authenticator {
 
     /// Authenticates a request from its headers. JWT failures are counted in
     /// `jwt_verify_errors_total{reason}`.
-    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, AuthError> {
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal<S>, AuthError<S>> {
         let api_key_header = header_str(headers, "x-api-key")?;
         let bearer = bearer_token(headers)?;
         if let Some(verifier) = &self.api_key {
@@ -238,8 +240,8 @@ impl Authenticator {
     pub async fn authorize(
         &self,
         headers: &HeaderMap,
-        scope: Scope,
-    ) -> Result<Principal, AuthError> {
+        scope: S,
+    ) -> Result<Principal<S>, AuthError<S>> {
         let principal = self.authenticate(headers).await?;
         principal.require(scope)?;
         Ok(principal)
@@ -259,7 +261,7 @@ impl Authenticator {
     /// protected-resource metadata; a 403 carries `error="insufficient_scope"` and the missing
     /// scope. A 401 names no scope here: use [`Authenticator::challenge_with_scopes`] (or
     /// [`crate::http::AuthLayer::naming_scopes`]) to name them. `None` for 429 and 503.
-    pub fn challenge(&self, error: &AuthError) -> Option<String> {
+    pub fn challenge(&self, error: &AuthError<S>) -> Option<String> {
         self.challenge_with_scopes(error, &[])
     }
 
@@ -274,7 +276,7 @@ impl Authenticator {
     /// - 401, bad credential: `Bearer error="invalid_token", error_description="<reason>",
     ///   scope="…", resource_metadata="…"`
     /// - 403: `Bearer error="insufficient_scope", scope="…", resource_metadata="…"`
-    pub fn challenge_with_scopes(&self, error: &AuthError, scopes: &[Scope]) -> Option<String> {
+    pub fn challenge_with_scopes(&self, error: &AuthError<S>, scopes: &[S]) -> Option<String> {
         let mut params = Vec::new();
         if self.resource.is_none() {
             params.push("realm=\"quietbox\"".to_owned());
@@ -309,7 +311,7 @@ impl Authenticator {
     /// needs): `Bearer error="insufficient_scope", scope="<scopes>", resource_metadata="…"` in
     /// `oauth` mode, `Bearer realm="quietbox", error="insufficient_scope", scope="<scopes>"`
     /// otherwise. Send it with HTTP 403 so that OAuth clients re-authorize with the scopes.
-    pub fn insufficient_scope_challenge(&self, scopes: &[Scope]) -> String {
+    pub fn insufficient_scope_challenge(&self, scopes: &[S]) -> String {
         let mut params = vec!["error=\"insufficient_scope\"".to_owned()];
         if self.resource.is_none() {
             params.insert(0, "realm=\"quietbox\"".to_owned());
@@ -325,7 +327,7 @@ impl Authenticator {
 }
 
 /// `scope="a b c"`, in the given order without repeats.
-fn scope_param(scopes: &[Scope]) -> String {
+fn scope_param<S: AppScope>(scopes: &[S]) -> String {
     let mut names: Vec<&str> = Vec::with_capacity(scopes.len());
     for scope in scopes {
         if !names.contains(&scope.as_str()) {
@@ -335,7 +337,10 @@ fn scope_param(scopes: &[Scope]) -> String {
     format!("scope=\"{}\"", names.join(" "))
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, AuthError> {
+fn header_str<'a, S: AppScope>(
+    headers: &'a HeaderMap,
+    name: &str,
+) -> Result<Option<&'a str>, AuthError<S>> {
     match headers.get(name) {
         None => Ok(None),
         Some(value) => value
@@ -345,7 +350,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>,
     }
 }
 
-fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
+fn bearer_token<S: AppScope>(headers: &HeaderMap) -> Result<Option<&str>, AuthError<S>> {
     let Some(value) = header_str(headers, AUTHORIZATION.as_str())? else {
         return Ok(None);
     };

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use crate::scopes::Scope;
+use crate::scopes::AppScope;
 
 /// Why a credential was not accepted (the `reason` metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,17 +86,14 @@ impl Reason {
     }
 }
 
-/// A refused request.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthError {
+/// A refused request; `S` is the application's scope type (see [`AppScope`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthError<S: AppScope> {
     /// 401: no valid credential.
-    #[error("unauthenticated: {}", .0.describe())]
     Unauthenticated(Reason),
     /// 403: valid credential without the scope.
-    #[error("missing scope {0}")]
-    Forbidden(Scope),
+    Forbidden(S),
     /// 429: too many requests for this tenant and operation.
-    #[error("rate limited on {operation}; retry in {retry_after:?}")]
     RateLimited {
         /// The limited operation.
         operation: String,
@@ -105,18 +102,36 @@ pub enum AuthError {
     },
     /// 503: the shared rate-limit backend cannot answer and the failure policy refuses this
     /// operation rather than let it through unlimited.
-    #[error(
-        "the rate limiter cannot check {operation} right now (its backend is unavailable); retry shortly"
-    )]
     LimiterUnavailable {
         /// The operation that was refused.
         operation: String,
     },
 }
 
-impl AuthError {
+impl<S: AppScope> std::fmt::Display for AuthError<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AuthError::Unauthenticated(reason) => {
+                write!(f, "unauthenticated: {}", reason.describe())
+            }
+            AuthError::Forbidden(scope) => write!(f, "missing scope {}", scope.as_str()),
+            AuthError::RateLimited {
+                operation,
+                retry_after,
+            } => write!(f, "rate limited on {operation}; retry in {retry_after:?}"),
+            AuthError::LimiterUnavailable { operation } => write!(
+                f,
+                "the rate limiter cannot check {operation} right now (its backend is unavailable); retry shortly"
+            ),
+        }
+    }
+}
+
+impl<S: AppScope> std::error::Error for AuthError<S> {}
+
+impl<S: AppScope> AuthError<S> {
     /// A 403 for a missing scope.
-    pub fn missing_scope(scope: Scope) -> Self {
+    pub fn missing_scope(scope: S) -> Self {
         AuthError::Forbidden(scope)
     }
 

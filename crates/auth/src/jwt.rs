@@ -16,6 +16,7 @@
 //! JWKS key verifies only its own algorithm. A token whose header names another algorithm
 //! (`none`, HS256 "signed" with an RSA public key, …) is refused before any signature check.
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ use serde::Deserialize;
 use crate::error::Reason;
 use crate::jwks::{JwksCache, VerificationKey};
 use crate::principal::{AuthMethod, Principal};
-use crate::scopes::{Scope, ScopeSet};
+use crate::scopes::{AppScope, ScopeSet};
 
 /// Tokens larger than this are refused before decoding.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -67,13 +68,33 @@ pub struct ClaimRules {
     pub access_token_typ: bool,
 }
 
-/// Verifies bearer JWTs.
-#[derive(Debug, Clone)]
-pub struct JwtVerifier {
+/// Verifies bearer JWTs into principals holding the application's scopes `S`.
+pub struct JwtVerifier<S> {
     keys: KeySources,
     rules: ClaimRules,
     // Built once per algorithm: `Validation` holds sets that would be allocated per token.
     validations: Vec<(Algorithm, Validation)>,
+    scope: PhantomData<fn() -> S>,
+}
+
+impl<S> Clone for JwtVerifier<S> {
+    fn clone(&self) -> Self {
+        JwtVerifier {
+            keys: self.keys.clone(),
+            rules: self.rules.clone(),
+            validations: self.validations.clone(),
+            scope: PhantomData,
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for JwtVerifier<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtVerifier")
+            .field("keys", &self.keys)
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
 }
 
 const ALGORITHMS: [Algorithm; 8] = [
@@ -110,7 +131,7 @@ struct RawHeader {
     typ: Option<String>,
 }
 
-impl JwtVerifier {
+impl<S: AppScope> JwtVerifier<S> {
     /// A verifier over the given keys and rules.
     pub fn new(keys: KeySources, rules: ClaimRules) -> Self {
         let validations = ALGORITHMS
@@ -121,11 +142,12 @@ impl JwtVerifier {
             keys,
             rules,
             validations,
+            scope: PhantomData,
         }
     }
 
     /// Verifies `token` and returns its principal, or the reason it is refused.
-    pub async fn verify(&self, token: &str) -> Result<Principal, Reason> {
+    pub async fn verify(&self, token: &str) -> Result<Principal<S>, Reason> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(Reason::TooLarge);
         }
@@ -182,7 +204,7 @@ impl JwtVerifier {
         }
     }
 
-    fn principal(&self, claims: Claims) -> Result<Principal, Reason> {
+    fn principal(&self, claims: Claims) -> Result<Principal<S>, Reason> {
         let subject = claims
             .sub
             .filter(|s| !s.is_empty())
@@ -190,18 +212,16 @@ impl JwtVerifier {
         let mut scopes = claims
             .scope
             .as_deref()
-            .map(ScopeSet::from_space_separated)
+            .map(ScopeSet::<S>::from_space_separated)
             .unwrap_or_default();
         match claims.scp {
             Some(ScpClaim::List(list)) => {
-                for scope in list.iter().filter_map(|s| s.parse::<Scope>().ok()) {
+                for scope in list.iter().filter_map(|s| S::parse(s)) {
                     scopes.insert(scope);
                 }
             }
             Some(ScpClaim::Text(text)) => {
-                for scope in ScopeSet::from_space_separated(&text).iter() {
-                    scopes.insert(scope);
-                }
+                scopes = scopes.union(ScopeSet::from_space_separated(&text));
             }
             None => {}
         }

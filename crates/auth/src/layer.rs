@@ -5,14 +5,27 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use axum::{Router, routing::get};
-//! use quietbox_auth::http::{AuthLayer, Authorized, scope};
+//! use quietbox_auth::http::{AuthLayer, Authorized};
+//! use quietbox_auth::{AppScope, Authenticator, RequiredScope};
 //!
-//! async fn scan(Authorized(who, ..): Authorized<scope::MailScan>) -> String {
+//! #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+//! enum NotesScope { Read }
+//! impl AppScope for NotesScope {
+//!     const ALL: &'static [Self] = &[NotesScope::Read];
+//!     fn as_str(self) -> &'static str { "notes:read" }
+//! }
+//! struct CanRead;
+//! impl RequiredScope for CanRead {
+//!     type Scope = NotesScope;
+//!     const SCOPE: NotesScope = NotesScope::Read;
+//! }
+//!
+//! async fn list(Authorized(who, ..): Authorized<CanRead>) -> String {
 //!     format!("hello {}", who.subject)
 //! }
 //!
-//! # fn app(auth: Arc<quietbox_auth::Authenticator>) -> Router {
-//! Router::new().route("/scan", get(scan)).layer(AuthLayer::new(auth))
+//! # fn app(auth: Arc<Authenticator<NotesScope>>) -> Router {
+//! Router::new().route("/notes", get(list)).layer(AuthLayer::new(auth))
 //! # }
 //! ```
 
@@ -35,33 +48,37 @@ use crate::authenticator::Authenticator;
 use crate::error::{AuthError, Reason};
 use crate::oauth::PROTECTED_RESOURCE_PATH;
 use crate::principal::Principal;
-use crate::scopes::Scope;
+use crate::scopes::{AppScope, RequiredScope};
 
 /// Base of the problem `type` URI; the code name is appended.
 pub const PROBLEM_TYPE_BASE: &str = "https://quietbox.dev/problems/";
 
-/// A refusal ready to be rendered: the error and its `WWW-Authenticate` challenge.
+/// A refusal ready to be rendered as problem+json: the error and its `WWW-Authenticate`
+/// challenge. It is the rejection of [`Authorized`] and of the `Principal` extractor.
 #[derive(Debug, Clone)]
-pub struct AuthRejection {
+pub struct Rejection<S: AppScope> {
     /// What was refused.
-    pub error: AuthError,
+    pub error: AuthError<S>,
     /// The challenge header value, if any.
     pub challenge: Option<String>,
 }
 
-impl AuthRejection {
-    /// A rejection with the challenge `auth` would send (none without an authenticator).
-    pub fn new(error: AuthError, auth: Option<&Authenticator>) -> Self {
+impl<S: AppScope> Rejection<S> {
+    /// A rejection with the challenge `auth` would send (without an authenticator, a 401 gets
+    /// `Bearer realm="quietbox"` and other refusals none).
+    pub fn new(error: AuthError<S>, auth: Option<&Authenticator<S>>) -> Self {
         let challenge = match auth {
             Some(auth) => auth.challenge(&error),
             None if error.status() == 401 => Some("Bearer realm=\"quietbox\"".to_owned()),
             None => None,
         };
-        AuthRejection { error, challenge }
+        Rejection { error, challenge }
     }
 }
 
-impl IntoResponse for AuthRejection {
+/// Status, `application/problem+json` body (`type`, `title`, `status`, `detail`, `code`,
+/// `reason`, and `scope` for a 403), `WWW-Authenticate`, and `Retry-After` for 429 and 503.
+impl<S: AppScope> IntoResponse for Rejection<S> {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.error.status()).unwrap_or(StatusCode::UNAUTHORIZED);
         let mut body = serde_json::json!({
@@ -73,7 +90,7 @@ impl IntoResponse for AuthRejection {
             "reason": self.error.reason(),
         });
         if let AuthError::Forbidden(scope) = &self.error {
-            body["scope"] = serde_json::Value::String(scope.to_string());
+            body["scope"] = serde_json::Value::String(scope.as_str().to_owned());
         }
         let mut response = (status, Json(body)).into_response();
         let headers = response.headers_mut();
@@ -96,24 +113,25 @@ impl IntoResponse for AuthRejection {
     }
 }
 
-impl IntoResponse for AuthError {
+/// Renders like [`Rejection::new`] without an authenticator.
+impl<S: AppScope> IntoResponse for AuthError<S> {
     fn into_response(self) -> Response {
-        AuthRejection::new(self, None).into_response()
+        Rejection::new(self, None).into_response()
     }
 }
 
-/// Authenticates every request; on success the [`Principal`] (and the authenticator) go into
+/// Authenticates every request; on success the `Principal` (and the authenticator) go into
 /// the request extensions, on failure the request is answered 401 without reaching the inner
 /// service.
 #[derive(Debug, Clone)]
-pub struct AuthLayer {
-    auth: Arc<Authenticator>,
-    scopes: Arc<[Scope]>,
+pub struct AuthLayer<S: AppScope> {
+    auth: Arc<Authenticator<S>>,
+    scopes: Arc<[S]>,
 }
 
-impl AuthLayer {
+impl<S: AppScope> AuthLayer<S> {
     /// A layer using `auth`.
-    pub fn new(auth: Arc<Authenticator>) -> Self {
+    pub fn new(auth: Arc<Authenticator<S>>) -> Self {
         AuthLayer {
             auth,
             scopes: Arc::from(Vec::new()),
@@ -122,16 +140,16 @@ impl AuthLayer {
 
     /// Names `scopes` in the 401 challenge (`scope="…"`), so that an OAuth client knows which
     /// scopes to request (MCP authorization 2025-11-25).
-    pub fn naming_scopes(mut self, scopes: &[Scope]) -> Self {
+    pub fn naming_scopes(mut self, scopes: &[S]) -> Self {
         self.scopes = Arc::from(scopes);
         self
     }
 }
 
-impl<S> Layer<S> for AuthLayer {
-    type Service = AuthService<S>;
+impl<I, S: AppScope> Layer<I> for AuthLayer<S> {
+    type Service = AuthService<I, S>;
 
-    fn layer(&self, inner: S) -> Self::Service {
+    fn layer(&self, inner: I) -> Self::Service {
         AuthService {
             inner,
             auth: self.auth.clone(),
@@ -142,16 +160,16 @@ impl<S> Layer<S> for AuthLayer {
 
 /// The service made by [`AuthLayer`].
 #[derive(Debug, Clone)]
-pub struct AuthService<S> {
-    inner: S,
-    auth: Arc<Authenticator>,
-    scopes: Arc<[Scope]>,
+pub struct AuthService<I, S: AppScope> {
+    inner: I,
+    auth: Arc<Authenticator<S>>,
+    scopes: Arc<[S]>,
 }
 
-impl<S> Service<Request> for AuthService<S>
+impl<I, S: AppScope> Service<Request> for AuthService<I, S>
 where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    I: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    I::Future: Send + 'static,
 {
     type Response = Response;
     type Error = Infallible;
@@ -176,79 +194,58 @@ where
                 }
                 Err(error) => {
                     let challenge = auth.challenge_with_scopes(&error, &scopes);
-                    Ok(AuthRejection { error, challenge }.into_response())
+                    Ok(Rejection { error, challenge }.into_response())
                 }
             }
         })
     }
 }
 
-/// A scope required by a route, as a type (see [`scope`]).
-pub trait RequiredScope: Send + Sync + 'static {
-    /// The scope.
-    const SCOPE: Scope;
-}
-
-/// Marker types for [`Authorized`], one per scope.
-pub mod scope {
-    use super::{RequiredScope, Scope};
-
-    macro_rules! markers {
-        ($($name:ident => $scope:ident),* $(,)?) => {$(
-            #[doc = concat!("Requires `", stringify!($scope), "`.")]
-            #[derive(Debug, Clone, Copy)]
-            pub struct $name;
-            impl RequiredScope for $name {
-                const SCOPE: Scope = Scope::$scope;
-            }
-        )*};
-    }
-
-    markers! {
-        AvailabilityRead => AvailabilityRead,
-        MailScan => MailScan,
-        UnsubscribeRead => UnsubscribeRead,
-        UnsubscribeExecute => UnsubscribeExecute,
-        UnsubscribeDigest => UnsubscribeDigest,
-    }
-}
-
-/// The authenticated principal, proven to hold `S::SCOPE`. Needs [`AuthLayer`] in front.
+/// The authenticated principal, proven to hold `R::SCOPE` (a 403 naming it otherwise). Needs
+/// an [`AuthLayer`] of the same scope type in front (a 401 otherwise).
 #[derive(Debug, Clone)]
-pub struct Authorized<S: RequiredScope>(pub Principal, pub PhantomData<S>);
+pub struct Authorized<R: RequiredScope>(pub Principal<R::Scope>, pub PhantomData<R>);
 
-impl<S: RequiredScope, St: Send + Sync> FromRequestParts<St> for Authorized<S> {
-    type Rejection = AuthRejection;
+impl<R: RequiredScope, St: Send + Sync> FromRequestParts<St> for Authorized<R> {
+    type Rejection = Rejection<R::Scope>;
 
     async fn from_request_parts(parts: &mut Parts, _state: &St) -> Result<Self, Self::Rejection> {
-        let auth = parts.extensions.get::<Arc<Authenticator>>().cloned();
-        let Some(principal) = parts.extensions.get::<Principal>().cloned() else {
-            return Err(AuthRejection::new(
+        let auth = parts
+            .extensions
+            .get::<Arc<Authenticator<R::Scope>>>()
+            .cloned();
+        let Some(principal) = parts.extensions.get::<Principal<R::Scope>>().cloned() else {
+            return Err(Rejection::new(
                 AuthError::Unauthenticated(Reason::Missing),
                 auth.as_deref(),
             ));
         };
         principal
-            .require(S::SCOPE)
-            .map_err(|error| AuthRejection::new(error, auth.as_deref()))?;
+            .require(R::SCOPE)
+            .map_err(|error| Rejection::new(error, auth.as_deref()))?;
         Ok(Authorized(principal, PhantomData))
     }
 }
 
-impl<St: Send + Sync> FromRequestParts<St> for Principal {
-    type Rejection = AuthRejection;
+/// The principal the [`AuthLayer`] in front authenticated, whatever its scopes.
+impl<S: AppScope, St: Send + Sync> FromRequestParts<St> for Principal<S> {
+    type Rejection = Rejection<S>;
 
     async fn from_request_parts(parts: &mut Parts, _state: &St) -> Result<Self, Self::Rejection> {
-        let auth = parts.extensions.get::<Arc<Authenticator>>().cloned();
-        parts.extensions.get::<Principal>().cloned().ok_or_else(|| {
-            AuthRejection::new(AuthError::Unauthenticated(Reason::Missing), auth.as_deref())
-        })
+        let auth = parts.extensions.get::<Arc<Authenticator<S>>>().cloned();
+        parts
+            .extensions
+            .get::<Principal<S>>()
+            .cloned()
+            .ok_or_else(|| {
+                Rejection::new(AuthError::Unauthenticated(Reason::Missing), auth.as_deref())
+            })
     }
 }
 
 /// Routes serving the RFC 9728 document at `/.well-known/oauth-protected-resource` (and with the
 /// resource's path appended, as RFC 9728 §3.1 allows). Empty outside `oauth` mode.
-pub fn protected_resource_routes(auth: Arc<Authenticator>) -> axum::Router {
+pub fn protected_resource_routes<S: AppScope>(auth: Arc<Authenticator<S>>) -> axum::Router {
     let Some(document) = auth.protected_resource_metadata().cloned() else {
         return axum::Router::new();
     };

@@ -9,7 +9,7 @@ use url::Url;
 
 use crate::error::ConfigError;
 use crate::fetch::{get_capped, validate_fetch_url};
-use crate::scopes::Scope;
+use crate::scopes::AppScope;
 
 /// Largest authorization-server metadata document accepted.
 pub const MAX_METADATA_BYTES: usize = 64 * 1024;
@@ -40,12 +40,13 @@ pub struct ProtectedResourceMetadata {
 }
 
 impl ProtectedResourceMetadata {
-    /// The document for `resource`, protected by `issuer`.
-    pub fn new(resource: &str, issuer: &str) -> Self {
+    /// The document for `resource`, protected by `issuer`; `scopes_supported` lists every scope
+    /// of `S`, in declaration order.
+    pub fn new<S: AppScope>(resource: &str, issuer: &str) -> Self {
         ProtectedResourceMetadata {
             resource: resource.to_owned(),
             authorization_servers: vec![issuer.to_owned()],
-            scopes_supported: Scope::ALL.iter().map(|s| s.as_str().to_owned()).collect(),
+            scopes_supported: S::ALL.iter().map(|s| s.as_str().to_owned()).collect(),
             bearer_methods_supported: vec!["header".to_owned()],
         }
     }
@@ -130,13 +131,18 @@ mod tests {
         );
     }
 
+    use crate::scopes::test_scopes::Notes;
+
     #[test]
-    fn the_document_lists_the_five_scopes() {
-        let doc = ProtectedResourceMetadata::new(
-            "https://mcp.example.com/mcp",
+    fn the_document_lists_the_application_scopes() {
+        let doc = ProtectedResourceMetadata::new::<Notes>(
+            "https://notes.example.com/api",
             "https://idp.example.com",
         );
-        assert_eq!(doc.scopes_supported.len(), 5);
+        assert_eq!(
+            doc.scopes_supported,
+            vec!["notes:read", "notes:write", "notes:share"]
+        );
         assert_eq!(doc.authorization_servers, vec!["https://idp.example.com"]);
     }
 }

@@ -1,7 +1,7 @@
 //! Who is calling, after authentication.
 
 use crate::error::AuthError;
-use crate::scopes::{Scope, ScopeSet};
+use crate::scopes::{AppScope, ScopeSet};
 
 /// How the principal authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,21 +25,22 @@ impl AuthMethod {
     }
 }
 
-/// An authenticated caller.
+/// An authenticated caller, holding scopes of the application's type `S`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
+pub struct Principal<S: AppScope> {
     /// Token `sub`, or `api_key` for the API key.
     pub subject: String,
     /// Rate limits and audit records are per tenant.
     pub tenant: String,
     /// What the caller may do.
-    pub scopes: ScopeSet,
+    pub scopes: ScopeSet<S>,
     /// How it authenticated.
     pub method: AuthMethod,
 }
 
-impl Principal {
-    /// The principal of the static API key: every scope, tenant `default`.
+impl<S: AppScope> Principal<S> {
+    /// The principal of the static API key: every scope the application declares, tenant
+    /// `default`.
     pub fn api_key() -> Self {
         Principal {
             subject: "api_key".to_owned(),
@@ -50,7 +51,7 @@ impl Principal {
     }
 
     /// `Ok` when the principal holds `scope`, else a 403 naming it.
-    pub fn require(&self, scope: Scope) -> Result<(), AuthError> {
+    pub fn require(&self, scope: S) -> Result<(), AuthError<S>> {
         if self.scopes.contains(scope) {
             Ok(())
         } else {

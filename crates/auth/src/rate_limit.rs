@@ -20,10 +20,12 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis_backend;
 
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::error::AuthError;
+use crate::scopes::AppScope;
 
 pub use memory::MemoryBuckets;
 #[cfg(feature = "redis")]
@@ -151,16 +153,19 @@ impl FailurePolicy {
     }
 }
 
-/// A keyed rate limiter over one [`Backend`].
+/// A keyed rate limiter over one [`Backend`]. It never looks at scopes: `S` is only the scope
+/// type of the [`AuthError`] it answers with, so that its 429 and 503 go through the same
+/// rejection as the application's 401 and 403.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub struct RateLimiter<S> {
     backend: Backend,
     policy: FailurePolicy,
     /// Whether the last backend call failed (so an outage is logged once, not per request).
     degraded: AtomicBool,
+    scope: PhantomData<fn() -> S>,
 }
 
-impl RateLimiter {
+impl<S: AppScope> RateLimiter<S> {
     /// In-memory buckets: `per_minute` sustained, `burst` at once. Zero values are raised to 1.
     pub fn new(per_minute: u32, burst: u32) -> Self {
         Self::memory(per_minute, burst)
@@ -191,6 +196,7 @@ impl RateLimiter {
             backend,
             policy: FailurePolicy::default(),
             degraded: AtomicBool::new(false),
+            scope: PhantomData,
         }
     }
 
@@ -215,7 +221,7 @@ impl RateLimiter {
     /// Takes one request from the budget of `(tenant, operation)`, or says how long to wait.
     /// Counts refusals in `rate_limited_total{operation}`. When the backend fails, answers per
     /// the failure policy (see the module docs).
-    pub async fn check(&self, tenant: &str, operation: &str) -> Result<(), AuthError> {
+    pub async fn check(&self, tenant: &str, operation: &str) -> Result<(), AuthError<S>> {
         match self.backend.take(tenant, operation).await {
             Ok(decision) => {
                 if self.degraded.swap(false, Ordering::Relaxed) {
@@ -277,6 +283,9 @@ fn describe(on_error: OnBackendError) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scopes::test_scopes::Notes;
+
+    type RateLimiter = super::RateLimiter<Notes>;
 
     #[tokio::test]
     async fn a_burst_is_allowed_then_the_tenant_waits() {

@@ -246,7 +246,7 @@ pub async fn start(settings: Settings) -> Result<Started, WiringError> {
             if config.mode == AuthMode::OAuth =>
         {
             let resource = config.resource_url.as_deref().unwrap_or_default();
-            let metadata_url = quietbox_auth::oauth::resource_metadata_url(resource)?;
+            let metadata_url = quietbox_auth::resource_metadata_url(resource)?;
             core.readiness.failed(
                 Dependency::OAuthIssuer,
                 format!("{url}: {detail}"),

@@ -7,9 +7,9 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey};
-use quietbox_auth::{AuthConfig, AuthMode, Authenticator, JwksTiming, Secret};
+use quietbox_auth::{AuthConfig, AuthMode, JwksTiming, Secret};
 
-use crate::support::{self, Idp, bearer, claims};
+use crate::support::{self, Authenticator, Idp, bearer, claims};
 
 async fn jwks_auth(idp: &Idp, timing: JwksTiming, secret: Option<&str>) -> Arc<Authenticator> {
     let mut config = AuthConfig::new(AuthMode::Jwt);

@@ -5,10 +5,10 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use quietbox_auth::{AuthConfig, AuthMode, Authenticator, ConfigError, validate_fetch_url};
+use quietbox_auth::{AuthConfig, AuthMode, ConfigError, validate_fetch_url};
 use serde_json::json;
 
-use crate::support::{self, Idp, bearer, claims};
+use crate::support::{self, Authenticator, Idp, bearer, claims};
 
 const RESOURCE: &str = "https://mcp.quietbox.test/mcp";
 

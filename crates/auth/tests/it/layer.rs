@@ -7,11 +7,11 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
 use http_body_util::BodyExt;
-use quietbox_auth::http::{AuthLayer, Authorized, protected_resource_routes, scope};
-use quietbox_auth::{AuthConfig, AuthError, AuthMode, Authenticator, Reason, Scope, Secret};
+use quietbox_auth::http::{AuthLayer, Authorized, protected_resource_routes};
+use quietbox_auth::{AuthConfig, AuthMode, Reason, Secret};
 use tower::ServiceExt;
 
-use crate::support::{self, Idp};
+use crate::support::{self, AuthError, Authenticator, Idp, TestScope, scope};
 
 async fn scan(Authorized(who, ..): Authorized<scope::MailScan>) -> String {
     format!("scan for {}", who.tenant)
@@ -147,17 +147,17 @@ async fn oauth_challenges_name_scopes_and_the_403_asks_for_a_step_up() {
         Some("https://mcp.quietbox.test/.well-known/oauth-protected-resource")
     );
     assert_eq!(
-        auth.insufficient_scope_challenge(&[Scope::UnsubscribeExecute]),
+        auth.insufficient_scope_challenge(&[TestScope::UnsubscribeExecute]),
         format!("Bearer error=\"insufficient_scope\", scope=\"unsubscribe:execute\", {metadata}")
     );
     assert_eq!(
-        auth.insufficient_scope_challenge(&[Scope::MailScan, Scope::UnsubscribeRead]),
+        auth.insufficient_scope_challenge(&[TestScope::MailScan, TestScope::UnsubscribeRead]),
         format!(
             "Bearer error=\"insufficient_scope\", scope=\"mail:scan unsubscribe:read\", {metadata}"
         )
     );
     assert_eq!(
-        auth.challenge(&AuthError::Forbidden(Scope::MailScan)),
+        auth.challenge(&AuthError::Forbidden(TestScope::MailScan)),
         Some(format!(
             "Bearer error=\"insufficient_scope\", scope=\"mail:scan\", {metadata}"
         ))
@@ -165,7 +165,7 @@ async fn oauth_challenges_name_scopes_and_the_403_asks_for_a_step_up() {
     assert_eq!(
         auth.challenge_with_scopes(
             &AuthError::Unauthenticated(Reason::Expired),
-            &[Scope::MailScan, Scope::UnsubscribeRead]
+            &[TestScope::MailScan, TestScope::UnsubscribeRead]
         ),
         Some(format!(
             "Bearer error=\"invalid_token\", error_description=\"expired\", \
@@ -175,7 +175,7 @@ async fn oauth_challenges_name_scopes_and_the_403_asks_for_a_step_up() {
     assert_eq!(
         auth.challenge_with_scopes(
             &AuthError::Unauthenticated(Reason::Missing),
-            &[Scope::MailScan]
+            &[TestScope::MailScan]
         ),
         Some(format!("Bearer scope=\"mail:scan\", {metadata}"))
     );
@@ -188,7 +188,7 @@ async fn oauth_challenges_name_scopes_and_the_403_asks_for_a_step_up() {
         Some("Bearer realm=\"quietbox\"".to_owned())
     );
     assert_eq!(
-        plain.insufficient_scope_challenge(&[Scope::MailScan]),
+        plain.insufficient_scope_challenge(&[TestScope::MailScan]),
         "Bearer realm=\"quietbox\", error=\"insufficient_scope\", scope=\"mail:scan\""
     );
 }
@@ -202,13 +202,13 @@ async fn a_layer_naming_scopes_puts_them_in_the_401_challenge() {
     let auth = Arc::new(Authenticator::new(config).await.unwrap());
     let app = Router::new()
         .route("/scan", get(scan))
-        .layer(AuthLayer::new(auth).naming_scopes(&Scope::ALL));
+        .layer(AuthLayer::new(auth).naming_scopes(<TestScope as quietbox_auth::AppScope>::ALL));
     let (status, headers, _) = call(&app, "/scan", &[("authorization", "Bearer not.a.jwt")]).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         headers["www-authenticate"],
         "Bearer error=\"invalid_token\", error_description=\"malformed\", \
-         scope=\"availability:read mail:scan unsubscribe:read unsubscribe:execute unsubscribe:digest\", \
+         scope=\"availability:read mail:scan unsubscribe:read unsubscribe:execute\", \
          resource_metadata=\"https://mcp.quietbox.test/.well-known/oauth-protected-resource\""
     );
 }

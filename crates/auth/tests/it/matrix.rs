@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use quietbox_auth::{AuthConfig, AuthError, AuthMode, Authenticator, Scope, Secret};
+use quietbox_auth::{AuthConfig, AuthMode, Secret};
 
-use crate::support::{self, Idp, bearer, claims, headers};
+use crate::support::{self, AuthError, Authenticator, Idp, TestScope, bearer, claims, headers};
 
 const KEY: &str = "good-api-key-0123456789";
 const SECRET: &str = "hs256-test-secret-0123456789abcdef";
@@ -164,7 +164,7 @@ async fn every_mode_credential_and_scope_gets_the_expected_outcome() {
     ] {
         let auth = authenticator(mode, &idp).await;
         for kind in KINDS {
-            for scope in [Scope::MailScan, Scope::UnsubscribeExecute] {
+            for scope in [TestScope::MailScan, TestScope::UnsubscribeExecute] {
                 let outcome = auth.authorize(&credential(mode, kind, &idp), scope).await;
                 let got = match &outcome {
                     Ok(_) => Ok(()),
@@ -178,7 +178,7 @@ async fn every_mode_credential_and_scope_gets_the_expected_outcome() {
                 assert_eq!(
                     got,
                     expected(mode, kind),
-                    "mode {mode}, credential {kind:?}, scope {scope}"
+                    "mode {mode}, credential {kind:?}, scope {scope:?}"
                 );
                 checked += 1;
             }
@@ -199,9 +199,9 @@ async fn jwt_principal_carries_subject_tenant_and_scopes() {
         .unwrap();
     assert_eq!(principal.subject, "user-1");
     assert_eq!(principal.tenant, "acme");
-    assert!(principal.scopes.contains(Scope::MailScan));
-    assert!(principal.scopes.contains(Scope::UnsubscribeRead));
-    assert!(!principal.scopes.contains(Scope::UnsubscribeExecute));
+    assert!(principal.scopes.contains(TestScope::MailScan));
+    assert!(principal.scopes.contains(TestScope::UnsubscribeRead));
+    assert!(!principal.scopes.contains(TestScope::UnsubscribeExecute));
 }
 
 #[tokio::test]

@@ -13,8 +13,59 @@ use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use quietbox_auth::AppScope;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The scopes of the application these tests protect (an inbox tool): the crate knows none of
+/// them, the tests declare them as any application would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestScope {
+    AvailabilityRead,
+    MailScan,
+    UnsubscribeRead,
+    UnsubscribeExecute,
+}
+
+impl AppScope for TestScope {
+    const ALL: &'static [Self] = &[
+        TestScope::AvailabilityRead,
+        TestScope::MailScan,
+        TestScope::UnsubscribeRead,
+        TestScope::UnsubscribeExecute,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            TestScope::AvailabilityRead => "availability:read",
+            TestScope::MailScan => "mail:scan",
+            TestScope::UnsubscribeRead => "unsubscribe:read",
+            TestScope::UnsubscribeExecute => "unsubscribe:execute",
+        }
+    }
+}
+
+/// The crate's generic types at the tests' scope type.
+pub type Authenticator = quietbox_auth::Authenticator<TestScope>;
+pub type AuthError = quietbox_auth::AuthError<TestScope>;
+
+/// Route markers of [`TestScope`].
+pub mod scope {
+    use super::TestScope;
+    use quietbox_auth::RequiredScope;
+
+    pub struct MailScan;
+    impl RequiredScope for MailScan {
+        type Scope = TestScope;
+        const SCOPE: TestScope = TestScope::MailScan;
+    }
+
+    pub struct UnsubscribeExecute;
+    impl RequiredScope for UnsubscribeExecute {
+        type Scope = TestScope;
+        const SCOPE: TestScope = TestScope::UnsubscribeExecute;
+    }
+}
 
 pub const RSA1: &str = include_str!("../keys/rsa1.pem");
 pub const RSA2: &str = include_str!("../keys/rsa2.pem");

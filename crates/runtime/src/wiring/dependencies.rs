@@ -16,7 +16,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use quietbox_auth::oauth::{PROTECTED_RESOURCE_PATH, ProtectedResourceMetadata};
+use quietbox_auth::{PROTECTED_RESOURCE_PATH, ProtectedResourceMetadata};
 use quietbox_core::ErrorCode;
 use quietbox_core::ports::{
     ArchiveOutcome, MailProvider, OutgoingMail, ProviderError, ScanBatch, ScanProgress,
@@ -346,7 +346,10 @@ pub fn awaiting_issuer_router(
     scopes: &[quietbox_auth::Scope],
     readiness: Arc<Readiness>,
 ) -> Router {
-    let document = Arc::new(ProtectedResourceMetadata::new(resource_url, issuer));
+    let document = Arc::new(ProtectedResourceMetadata::new::<quietbox_auth::Scope>(
+        resource_url,
+        issuer,
+    ));
     let suffix = url::Url::parse(resource_url)
         .map(|u| u.path().trim_end_matches('/').to_owned())
         .unwrap_or_default();
