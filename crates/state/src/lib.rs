@@ -11,6 +11,10 @@
 //!   concurrent writers lose nothing.
 //! - **Atomic replace, then fsync of the directory.** A writer killed at any instant leaves the
 //!   old file or the new one; fsyncing the directory makes the rename itself durable.
+//! - **Revisions on both backends.** Core keeps what it derived from the state (the candidates
+//!   ranking) while the store reports the same revision. Files give the cache generation of
+//!   the file's inode; PostgreSQL bumps a revision in the writing transaction and announces it
+//!   with `NOTIFY`, and a write returns once every replica's listener has applied it.
 //! - **Never overwrite what cannot be read.** A corrupt or newer-version file fails the operation
 //!   (and start-up) with an error naming the file; its bytes stay as they were for the operator.
 //!
@@ -33,6 +37,7 @@
 mod cache;
 mod file_store;
 pub mod files;
+mod pg_revisions;
 mod pg_store;
 mod rules;
 

@@ -6,7 +6,14 @@
 //! `INSERT … ON CONFLICT … WHERE` whose fencing token grows with every new holder.
 //! Queries are plain `sqlx::query` calls (no compile-time checked macros, so no database is
 //! needed to build).
+//!
+//! Revisions of the scan checkpoints, unsubscribes and decisions are bumped by triggers in the
+//! writing transaction and announced with `LISTEN`/`NOTIFY`, so reads of unchanged state are
+//! answered from core's caches without a query (see [`crate::pg_revisions`]). The listener
+//! holds one connection of the pool; a connection pooler in front of PostgreSQL must hand it a
+//! session of its own (`pool_mode = session` for PgBouncer), as `LISTEN` needs.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,18 +26,22 @@ use sqlx::{Executor, Row};
 
 use quietbox_core::store::{
     Claim, IdempotencyRecord, Incident, Lease, ScanCheckpoint, SenderDecision, SentLink, Snapshot,
-    StateError, StateStore, SubscriptionKey, TaskPage, TaskQuery, TaskRecord, TaskRetention,
-    UnsubscribeAttempt, UnsubscribeEntry,
+    StateError, StatePart, StateStore, SubscriptionKey, TaskPage, TaskQuery, TaskRecord,
+    TaskRetention, UnsubscribeAttempt, UnsubscribeEntry,
 };
 
+use crate::pg_revisions::{self, Revisions};
 use crate::rules;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// The PostgreSQL state store.
+/// The PostgreSQL state store. Clones share one pool, one listener and one view of the
+/// revisions; the listener stops with the last clone.
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    revisions: Arc<Revisions>,
+    _tasks: Arc<pg_revisions::Tasks>,
 }
 
 fn db(error: sqlx::Error) -> StateError {
@@ -97,17 +108,47 @@ impl PgStore {
         Self::migrate(pool).await
     }
 
+    /// Runs the migrations, then starts following the revisions (must run inside a Tokio
+    /// runtime, as every `async` constructor here does).
     async fn migrate(pool: PgPool) -> Result<Self, StateError> {
         MIGRATOR
             .run(&pool)
             .await
             .map_err(|e| StateError::Backend(format!("migration failed: {e}")))?;
-        Ok(PgStore { pool })
+        // The schema the tables were made in, as the triggers name it in their notifications.
+        let schema: String = sqlx::query_scalar("SELECT current_schema()")
+            .fetch_one(&pool)
+            .await
+            .map_err(db)?;
+        let revisions = Arc::new(Revisions::new(schema));
+        let tasks = pg_revisions::start(pool.clone(), Arc::clone(&revisions));
+        Ok(PgStore {
+            pool,
+            revisions,
+            _tasks: Arc::new(tasks),
+        })
     }
 
     /// The pool, for operators' tooling.
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The backend process id of the connection that listens for state changes, while it is
+    /// connected and in step (`None` meanwhile: reads then ask the database for revisions).
+    /// Operators find it in `pg_stat_activity`; tests terminate it.
+    pub fn listener_pid(&self) -> Option<i32> {
+        self.revisions.listener_pid()
+    }
+
+    /// After a committed write to `part`: this store's next read sees it, and the listener has
+    /// (normally) heard it.
+    /// A failure here does not fail the write (it committed): the listener or the periodic
+    /// check learns the revision instead.
+    async fn wrote(&self, part: StatePart) {
+        if let Err(error) = self.revisions.wrote(&self.pool, part).await {
+            tracing::warn!(%error, "cannot read a revision back after a write");
+        }
     }
 
     async fn upsert_entry(
@@ -175,6 +216,9 @@ impl StateStore for PgStore {
             }
         };
         tx.commit().await.map_err(db)?;
+        if claim == Claim::Claimed {
+            self.wrote(StatePart::Unsubscribes).await;
+        }
         Ok(claim)
     }
 
@@ -188,7 +232,9 @@ impl StateStore for PgStore {
             None => rules::new_entry(attempt),
         };
         Self::upsert_entry(&mut tx, &entry).await?;
-        tx.commit().await.map_err(db)
+        tx.commit().await.map_err(db)?;
+        self.wrote(StatePart::Unsubscribes).await;
+        Ok(())
     }
 
     async fn unsubscribe_entry(
@@ -283,6 +329,7 @@ impl StateStore for PgStore {
         .execute(&self.pool)
         .await
         .map_err(db)?;
+        self.wrote(StatePart::ScanCheckpoints).await;
         Ok(())
     }
 
@@ -575,6 +622,7 @@ impl StateStore for PgStore {
         .execute(&self.pool)
         .await
         .map_err(db)?;
+        self.wrote(StatePart::SenderDecisions).await;
         Ok(())
     }
 
@@ -589,6 +637,10 @@ impl StateStore for PgStore {
             .collect::<Result<_, _>>()?;
         decisions.sort_by(|a, b| a.sender.cmp(&b.sender));
         Ok(decisions)
+    }
+
+    async fn revision(&self, part: StatePart) -> Result<Option<u64>, StateError> {
+        self.revisions.get(&self.pool, part).await.map(Some)
     }
 
     async fn export(&self) -> Result<Snapshot, StateError> {
@@ -739,6 +791,14 @@ impl StateStore for PgStore {
                 .await
                 .map_err(db)?;
         }
-        tx.commit().await.map_err(db)
+        tx.commit().await.map_err(db)?;
+        for part in [
+            StatePart::ScanCheckpoints,
+            StatePart::Unsubscribes,
+            StatePart::SenderDecisions,
+        ] {
+            self.wrote(part).await;
+        }
+        Ok(())
     }
 }
