@@ -2,6 +2,7 @@
 //! the real file state store, and a loopback HTTPS one-click endpoint that records what it got.
 
 mod compliance;
+mod ics;
 mod input_bounds;
 mod support;
 mod unsubscribe;

@@ -39,6 +39,16 @@ impl Zone {
         }
     }
 
+    /// Whether `wall` does not exist in this zone (a DST gap).
+    fn in_gap(self, wall: NaiveDateTime, asked: Tz) -> bool {
+        let tz = match self {
+            Zone::Named(tz) => tz,
+            Zone::Floating => asked,
+            Zone::Utc | Zone::Fixed(_) => return false,
+        };
+        matches!(tz.from_local_datetime(&wall), chrono::LocalResult::None)
+    }
+
     /// The wall-clock time of `instant` in this zone (UTC for floating: no better guess).
     fn wall(self, instant: DateTime<Utc>) -> NaiveDateTime {
         match self {
@@ -113,11 +123,18 @@ pub(crate) struct Length {
 }
 
 impl Length {
+    /// The end of an instance starting at `start_wall`. An instance whose start is in a DST
+    /// gap (moved forward by RFC 5545 §3.3.5) keeps its length: its end moves with it.
     pub(crate) fn end(self, start_wall: NaiveDateTime, zone: Zone, asked: Tz) -> DateTime<Utc> {
-        let wall_end = start_wall
-            .checked_add_signed(self.wall)
-            .unwrap_or(start_wall);
-        let end = zone.instant(wall_end, asked);
+        let end = if zone.in_gap(start_wall, asked) {
+            let start = zone.instant(start_wall, asked);
+            start.checked_add_signed(self.wall).unwrap_or(start)
+        } else {
+            let wall_end = start_wall
+                .checked_add_signed(self.wall)
+                .unwrap_or(start_wall);
+            zone.instant(wall_end, asked)
+        };
         end.checked_add_signed(self.exact).unwrap_or(end)
     }
 
@@ -504,7 +521,7 @@ fn bound(series: &mut Series) {
         last = last.max(wall).max(o.rid);
         longest = longest.max(o.length.bound());
         if o.this_and_future {
-            longest = longest + (wall - o.rid).abs();
+            longest += (wall - o.rid).abs();
         }
     }
     series.first_wall = first - Duration::days(1);
@@ -544,20 +561,25 @@ fn read_event(component: &ICalendarComponent, zones: &Zones<'_>) -> Option<Compo
             (ICalendarProperty::Duration, Some(ICalendarValue::Duration(d))) => {
                 duration = Some(d.clone());
             }
-            (ICalendarProperty::Transp, Some(ICalendarValue::Transparency(t))) => {
-                if *t == ICalendarTransparency::Transparent {
-                    busy = false;
-                }
+            (
+                ICalendarProperty::Transp,
+                Some(ICalendarValue::Transparency(ICalendarTransparency::Transparent)),
+            )
+            | (
+                ICalendarProperty::Status,
+                Some(ICalendarValue::Status(ICalendarStatus::Cancelled)),
+            ) => {
+                busy = false;
             }
-            (ICalendarProperty::Transp, Some(ICalendarValue::Text(t))) => {
-                if t.eq_ignore_ascii_case("TRANSPARENT") {
-                    busy = false;
-                }
+            (ICalendarProperty::Transp, Some(ICalendarValue::Text(t)))
+                if t.eq_ignore_ascii_case("TRANSPARENT") =>
+            {
+                busy = false;
             }
-            (ICalendarProperty::Status, Some(ICalendarValue::Status(s))) => {
-                if *s == ICalendarStatus::Cancelled {
-                    busy = false;
-                }
+            (ICalendarProperty::Status, Some(ICalendarValue::Text(t)))
+                if t.eq_ignore_ascii_case("CANCELLED") =>
+            {
+                busy = false;
             }
             (ICalendarProperty::Rrule, Some(ICalendarValue::RecurrenceRule(rule))) => {
                 rules.push((**rule).clone());
