@@ -10,7 +10,9 @@
 //! The pieces it drives: `crates/auth/benches/verify.rs` (criterion), `crates/gmail/benches/
 //! scan.rs` (fake Google with the quota), `crates/gmail/examples/mbox_scan.rs` (the local
 //! provider), `bench/python_mbox_headers.py` (the Python reference), `bench/` (a bare hyper
-//! server and a JWT minter), `wrk` (the load generator) and the release binaries.
+//! server and a JWT minter), `wrk` (the load generator), the release binaries, and for the
+//! scale-out rows the PostgreSQL of `QUIETBOX_TEST_DATABASE_URL` (through `psql`) and a
+//! `redis-server`.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
@@ -144,6 +146,9 @@ pub fn run(args: &[String]) -> Result<()> {
         ],
         |r| http(r, size, &root, &out),
     );
+    report.section("scale-out", &SCALE_OUT_GOALS, |r| {
+        scale_out(r, size, &root, &out)
+    });
     report.section(
         "gmail scan",
         &[
@@ -500,6 +505,292 @@ fn ensure_wrk() -> Result<String> {
         .stdout(Stdio::null())
         .status();
     found().context("wrk is not installed and `apt-get install -y wrk` did not install it")
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2b. Scale-out: the candidates read on PostgreSQL and with the Redis limiter
+
+/// The figures of [`scale_out`], for the section's failure rows.
+const SCALE_OUT_GOALS: [(&str, &str); 3] = [
+    (
+        "PostgreSQL: GET /v1/unsubscribe/candidates, 1 replica",
+        "≥ 50% of file, p99 < 5 ms",
+    ),
+    (
+        "PostgreSQL: 3 replicas loaded at once (sum)",
+        "≥ 50% of file, p99 < 5 ms",
+    ),
+    ("PostgreSQL + Redis limiter, 1 replica", "≥ 30% of file"),
+];
+
+/// quietbox-api answering `GET /v1/unsubscribe/candidates` on the file backend with the memory
+/// limiter (the reference), on PostgreSQL (one replica; three replicas on one database, loaded
+/// at once by three `wrk`s) and on PostgreSQL with the Redis limiter, interleaved per round.
+/// The database is `QUIETBOX_TEST_DATABASE_URL` (a schema of its own, dropped afterwards);
+/// Redis is a `redis-server` of its own on a free port.
+fn scale_out(report: &mut Report, size: &Size, root: &Path, out: &Path) -> Result<()> {
+    let wrk = ensure_wrk()?;
+    let Ok(url) = std::env::var("QUIETBOX_TEST_DATABASE_URL") else {
+        for (figure, goal) in SCALE_OUT_GOALS {
+            report.rows.push(Row {
+                figure: figure.to_owned(),
+                ours: "skipped: QUIETBOX_TEST_DATABASE_URL is not set".to_owned(),
+                reference: "—".to_owned(),
+                ratio: "—".to_owned(),
+                goal: goal.to_owned(),
+                met: Some(false),
+            });
+        }
+        return Ok(());
+    };
+    let schema = Schema::create(&url, &format!("qb_bench_{}", std::process::id()))?;
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let database_url = format!("{url}{separator}options=-c%20search_path%3D{}", schema.name);
+    let redis = RedisProcess::start(&out.join("logs/scale-redis.log"))?;
+    let sample = root.join("data/sample");
+    let (mbox, ics) = (
+        sample.join("inbox.mbox").display().to_string(),
+        sample.join("calendar.ics").display().to_string(),
+    );
+    let start = |name: &str, extra: &[(&str, &str)]| -> Result<Server> {
+        let data = tempdir(out, &format!("scale-{name}"))?
+            .display()
+            .to_string();
+        let mut env = vec![
+            ("AUTH_MODE", "api_key"),
+            ("AGENT_API_KEY", SCALE_OUT_KEY),
+            ("DATA_DIR", data.as_str()),
+            ("LOCAL_MBOX", mbox.as_str()),
+            ("LOCAL_ICS", ics.as_str()),
+            ("BIND_ADDR", "127.0.0.1:0"),
+            ("RATE_LIMIT_PER_MIN", "100000000"),
+            ("RATE_LIMIT_BURST", "100000000"),
+            ("RATE_LIMIT_READ_PER_MIN", "100000000"),
+            ("RATE_LIMIT_READ_BURST", "100000000"),
+        ];
+        env.extend_from_slice(extra);
+        let server = Server::start(
+            &release_dir().join("quietbox-api"),
+            &env,
+            &out.join(format!("logs/scale-{name}.log")),
+        )?;
+        // The first call scans the sample (or reads the stored scan); the load measures after.
+        let (status, _) = http_get(
+            &server.addr,
+            SCALE_OUT_PATH,
+            &[("x-api-key", SCALE_OUT_KEY)],
+        )?;
+        if status != 200 {
+            bail!("quietbox-api ({name}) answered {status} to {SCALE_OUT_PATH}");
+        }
+        Ok(server)
+    };
+    let postgres = [
+        ("STATE_BACKEND", "postgres"),
+        ("DATABASE_URL", database_url.as_str()),
+    ];
+    let redis_url = redis.url();
+    let with_redis = [
+        ("STATE_BACKEND", "postgres"),
+        ("DATABASE_URL", database_url.as_str()),
+        ("RATE_LIMIT_BACKEND", "redis"),
+        ("REDIS_URL", redis_url.as_str()),
+    ];
+    let file = start("file", &[])?;
+    let replicas = [
+        start("pg-1", &postgres)?,
+        start("pg-2", &postgres)?,
+        start("pg-3", &postgres)?,
+    ];
+    let limited = start("pg-redis", &with_redis)?;
+
+    // Shorter rounds than the single-server comparison: four configurations per round.
+    let secs = (size.http_secs * 2 / 3).max(2);
+    let mut figures: [Vec<(f64, f64)>; 4] = Default::default();
+    let mut bad_responses = 0u64;
+    for round in 0..size.rounds {
+        for step in 0..4 {
+            let which = (step + round) % 4;
+            let servers: Vec<&Server> = match which {
+                0 => vec![&file],
+                1 => vec![&replicas[0]],
+                2 => replicas.iter().collect(),
+                _ => vec![&limited],
+            };
+            let results = wrk_at_once(&wrk, &servers, secs)?;
+            bad_responses += results.iter().map(|r| r.non_2xx).sum::<u64>();
+            let rps = results.iter().map(|r| r.requests_per_second).sum();
+            let p99 = results.iter().map(|r| r.p99_ms).fold(0.0, f64::max);
+            figures[which].push((rps, p99));
+        }
+    }
+    let ok = bad_responses == 0;
+    let file_rps: Vec<f64> = figures[0].iter().map(|f| f.0).collect();
+    for (i, (figure, goal)) in SCALE_OUT_GOALS.into_iter().enumerate() {
+        let ours = &figures[i + 1];
+        let ratios: Vec<f64> = ours.iter().zip(&file_rps).map(|(o, f)| o.0 / f).collect();
+        let ratio = median(&ratios);
+        let rps = median(&ours.iter().map(|f| f.0).collect::<Vec<_>>());
+        let p99 = median(&ours.iter().map(|f| f.1).collect::<Vec<_>>());
+        let needed = if i == 2 { 0.3 } else { 0.5 };
+        let latency_ok = i == 2 || p99 < 5.0;
+        report.rows.push(Row {
+            figure: figure.to_owned(),
+            ours: format!("{rps:.0} req/s, p99 {p99:.2} ms"),
+            reference: format!("{:.0} req/s file", median(&file_rps)),
+            ratio: format!("{:.0}%", ratio * 100.0),
+            goal: goal.to_owned(),
+            met: Some(ok && ratio >= needed && latency_ok),
+        });
+    }
+    report.notes.push(format!(
+        "Scale-out: quietbox-api with AUTH_MODE=api_key and rate limits raised, the sample mbox, \
+         on the file backend with the memory limiter (the reference), on PostgreSQL \
+         (STATE_BACKEND=postgres, one schema; 1 replica, and 3 replicas each loaded by its own \
+         `wrk -t1 -c{WRK_CONNECTIONS}` at once, figures summed, p99 the worst of the three) and \
+         on PostgreSQL with RATE_LIMIT_BACKEND=redis (a redis-server of its own); {secs} s per \
+         configuration, {} rounds rotating the order, medians of the rounds.{}",
+        size.rounds,
+        if ok {
+            String::new()
+        } else {
+            format!(" {bad_responses} responses were not 2xx: goals marked not met.")
+        }
+    ));
+    Ok(())
+}
+
+const SCALE_OUT_KEY: &str = "bench-scale-out-key";
+const SCALE_OUT_PATH: &str = "/v1/unsubscribe/candidates";
+
+/// One `wrk` per server, all running at once.
+fn wrk_at_once(wrk: &str, servers: &[&Server], secs: u32) -> Result<Vec<WrkResult>> {
+    let children = servers
+        .iter()
+        .map(|server| {
+            Command::new(wrk)
+                .args([
+                    "-t1",
+                    &format!("-c{WRK_CONNECTIONS}"),
+                    &format!("-d{secs}s"),
+                    "--latency",
+                    "-H",
+                    &format!("x-api-key: {SCALE_OUT_KEY}"),
+                    &format!("http://{}{SCALE_OUT_PATH}", server.addr),
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .context("cannot start wrk")
+        })
+        .collect::<Result<Vec<_>>>()?;
+    children
+        .into_iter()
+        .map(|child| {
+            let output = child.wait_with_output()?;
+            if !output.status.success() {
+                bail!("wrk failed: {}", String::from_utf8_lossy(&output.stderr));
+            }
+            parse_wrk(&String::from_utf8_lossy(&output.stdout))
+        })
+        .collect()
+}
+
+/// The figures of one `wrk --latency` output.
+fn parse_wrk(text: &str) -> Result<WrkResult> {
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(str::trim))
+            .with_context(|| format!("no {prefix:?} in wrk's output:\n{text}"))
+    };
+    Ok(WrkResult {
+        requests_per_second: number_prefix(field("Requests/sec:")?)?,
+        p99_ms: duration_ms(field("99%")?)?,
+        non_2xx: match field("Non-2xx or 3xx responses:") {
+            Ok(n) => number_prefix(n)? as u64,
+            Err(_) => 0,
+        },
+    })
+}
+
+/// A schema of the benchmark database, made with `psql` and dropped when this is dropped.
+struct Schema {
+    url: String,
+    name: String,
+}
+
+impl Schema {
+    fn create(url: &str, name: &str) -> Result<Schema> {
+        let schema = Schema {
+            url: url.to_owned(),
+            name: name.to_owned(),
+        };
+        schema.psql(&format!(
+            "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name};"
+        ))?;
+        Ok(schema)
+    }
+
+    fn psql(&self, sql: &str) -> Result<()> {
+        output(Command::new("psql").args(["-q", "-v", "ON_ERROR_STOP=1", &self.url, "-c", sql]))
+            .context("psql (the PostgreSQL client) is needed to make the benchmark's schema")?;
+        Ok(())
+    }
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let _ = self.psql(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name));
+    }
+}
+
+/// A `redis-server` on a free loopback port, without persistence, killed when dropped.
+struct RedisProcess {
+    child: Child,
+    port: u16,
+}
+
+impl RedisProcess {
+    fn start(log: &Path) -> Result<RedisProcess> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(log_file(log)?)
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start redis-server")?;
+        let redis = RedisProcess { child, port };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                bail!("redis-server did not listen on port {port} within 5 s");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(redis)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
