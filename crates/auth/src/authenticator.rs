@@ -10,13 +10,30 @@ use jsonwebtoken::DecodingKey;
 use crate::api_key::ApiKeyVerifier;
 use crate::error::{AuthError, ConfigError, Reason};
 use crate::fetch::validate_fetch_url;
-use crate::jwks::{JwksCache, JwksTiming};
+#[cfg(feature = "jwks")]
+use crate::jwks::JwksCache;
+use crate::jwks::JwksTiming;
 use crate::jwt::{ClaimRules, JwtVerifier, KeySources};
 use crate::mode::AuthMode;
-use crate::oauth::{ProtectedResourceMetadata, discover, resource_metadata_url};
+use crate::oauth::ProtectedResourceMetadata;
+#[cfg(feature = "jwks")]
+use crate::oauth::{discover, resource_metadata_url};
 use crate::principal::{AuthMethod, Principal};
 use crate::scopes::{AppScope, check_declaration};
 use crate::secret::Secret;
+
+#[cfg(feature = "jwks")]
+type Client = reqwest::Client;
+#[cfg(not(feature = "jwks"))]
+type Client = NoClient;
+
+/// Stands for the HTTP client in builds without the `jwks` feature.
+#[cfg(not(feature = "jwks"))]
+#[derive(Debug, Clone, Copy)]
+struct NoClient;
+
+#[cfg(not(feature = "jwks"))]
+const NO_JWKS: &str = "JWKS URLs and the oauth mode need the `jwks` feature of quietbox-auth";
 
 /// The audience required when none is configured.
 pub const DEFAULT_AUDIENCE: &str = "quietbox";
@@ -85,20 +102,30 @@ impl<S: AppScope> Authenticator<S> {
     /// Builds an authenticator, refusing incomplete settings (an empty API key, `jwt` mode with
     /// no key source, `oauth` without issuer or resource, a JWKS or issuer URL that is not
     /// https outside loopback). In `oauth` mode this fetches the issuer's metadata to find its
-    /// `jwks_uri`. Fetches use [`crate::fetch::client`]: no redirect to another origin, no
-    /// proxy unless [`AuthConfig::proxy`] names one.
+    /// `jwks_uri`. Fetches follow no redirect to another origin and use no proxy unless
+    /// [`AuthConfig::proxy`] names one. Without the `jwks` feature, a JWKS URL and the `oauth`
+    /// mode are refused ([`ConfigError::Invalid`]). A bad [`AppScope`] declaration is refused
+    /// too.
     pub async fn new(config: AuthConfig) -> Result<Self, ConfigError> {
+        #[cfg(feature = "jwks")]
         let client = crate::fetch::client(config.proxy.as_deref())?;
-        Self::with_client(config, client).await
+        #[cfg(not(feature = "jwks"))]
+        let client = NoClient;
+        Self::build(config, client).await
     }
 
-    /// Like [`Authenticator::new`], with the HTTP client used for discovery and JWKS. The URL,
-    /// origin and body-size rules still apply to every fetch; redirects and proxies are the
-    /// client's (prefer [`crate::fetch::client`]).
+    /// Like [`Authenticator::new`], with the HTTP client used for discovery and JWKS (feature
+    /// `jwks`). The URL, origin and body-size rules still apply to every fetch; redirects and
+    /// proxies are the client's.
+    #[cfg(feature = "jwks")]
     pub async fn with_client(
         config: AuthConfig,
         client: reqwest::Client,
     ) -> Result<Self, ConfigError> {
+        Self::build(config, client).await
+    }
+
+    async fn build(config: AuthConfig, client: Client) -> Result<Self, ConfigError> {
         check_declaration::<S>().map_err(|e| ConfigError::Invalid("AppScope::ALL", e))?;
         let mode = config.mode;
         let api_key = if mode.uses_api_key() {
@@ -127,10 +154,16 @@ impl<S: AppScope> Authenticator<S> {
                     validate_fetch_url(url)
                         .map_err(|e| ConfigError::Invalid("AUTH_JWKS_URL", e.to_string()))?;
                 }
+                #[cfg(feature = "jwks")]
                 let jwks = config
                     .jwks_url
                     .as_ref()
                     .map(|url| JwksCache::new(url.clone(), client.clone(), config.jwks));
+                #[cfg(not(feature = "jwks"))]
+                let jwks = match &config.jwks_url {
+                    Some(_) => return Err(ConfigError::Invalid("AUTH_JWKS_URL", NO_JWKS.into())),
+                    None => None::<()>,
+                };
                 if hs256.is_none() && jwks.is_none() {
                     return Err(ConfigError::Missing(
                         "AUTH_JWT_SECRET or AUTH_JWKS_URL",
@@ -149,10 +182,23 @@ impl<S: AppScope> Authenticator<S> {
                     access_token_typ: false,
                 };
                 (
-                    Some(JwtVerifier::new(KeySources { hs256, jwks }, rules)),
+                    Some(JwtVerifier::new(
+                        KeySources {
+                            hs256,
+                            #[cfg(feature = "jwks")]
+                            jwks,
+                        },
+                        rules,
+                    )),
                     None,
                 )
             }
+            #[cfg(not(feature = "jwks"))]
+            AuthMode::OAuth => {
+                let _ = client;
+                return Err(ConfigError::Invalid("AUTH_MODE", NO_JWKS.into()));
+            }
+            #[cfg(feature = "jwks")]
             AuthMode::OAuth => {
                 let issuer = config
                     .oauth_issuer

@@ -13,11 +13,7 @@
 //! - **No proxy from the environment**: `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` are ignored; a
 //!   proxy is used only when configured explicitly ([`AuthConfig::proxy`](crate::AuthConfig)).
 
-use std::time::Duration;
-
 use url::{Host, Url};
-
-use crate::error::ConfigError;
 
 /// Most redirects followed by one fetch (all within the first URL's origin).
 pub const MAX_REDIRECTS: usize = 3;
@@ -78,123 +74,135 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// The HTTP client for JWKS and metadata fetches: 10 s timeout, redirects only within the first
-/// URL's origin (at most [`MAX_REDIRECTS`]), no proxy unless `proxy` names one (the proxy
-/// environment variables are ignored).
-pub fn client(proxy: Option<&str>) -> Result<reqwest::Client, ConfigError> {
-    let builder = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .connect_timeout(Duration::from_secs(5))
-        .redirect(redirect_policy());
-    let builder = match proxy {
-        None => builder.no_proxy(),
-        Some(proxy) => builder.proxy(
-            reqwest::Proxy::all(proxy)
-                .map_err(|e| ConfigError::Invalid("proxy", format!("{proxy:?}: {e}")))?,
-        ),
-    };
-    builder
-        .build()
-        .map_err(|e| ConfigError::Invalid("proxy", format!("cannot build the HTTP client: {e}")))
-}
+#[cfg(feature = "jwks")]
+pub(crate) use client::*;
 
-fn redirect_policy() -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(|attempt| {
-        let Some(first) = attempt.previous().first() else {
-            return attempt.error("redirect without an original URL");
+/// The client and the capped fetch (feature `jwks`).
+#[cfg(feature = "jwks")]
+mod client {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::error::ConfigError;
+
+    /// The HTTP client for JWKS and metadata fetches: 10 s timeout, redirects only within the first
+    /// URL's origin (at most [`MAX_REDIRECTS`]), no proxy unless `proxy` names one (the proxy
+    /// environment variables are ignored).
+    pub fn client(proxy: Option<&str>) -> Result<reqwest::Client, ConfigError> {
+        let builder = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(redirect_policy());
+        let builder = match proxy {
+            None => builder.no_proxy(),
+            Some(proxy) => builder.proxy(
+                reqwest::Proxy::all(proxy)
+                    .map_err(|e| ConfigError::Invalid("proxy", format!("{proxy:?}: {e}")))?,
+            ),
         };
-        if attempt.previous().len() > MAX_REDIRECTS {
-            return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
-        }
-        if attempt.url().origin() != first.origin() {
-            let error = format!(
-                "refused a redirect from {} to another origin ({})",
-                first.origin().ascii_serialization(),
-                attempt.url().origin().ascii_serialization()
-            );
-            return attempt.error(error);
-        }
-        if !is_allowed(attempt.url()) {
-            return attempt.error("refused a redirect to a URL that is not https");
-        }
-        attempt.follow()
-    })
-}
+        builder.build().map_err(|e| {
+            ConfigError::Invalid("proxy", format!("cannot build the HTTP client: {e}"))
+        })
+    }
 
-/// Why a fetch failed.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum FetchError {
-    /// The URL may not be fetched.
-    #[error(transparent)]
-    Url(#[from] FetchUrlError),
-    /// Transport failure (connection, timeout, refused redirect…).
-    #[error("{0}")]
-    Transport(String),
-    /// A non-2xx answer.
-    #[error("status {0}")]
-    Status(reqwest::StatusCode),
-    /// The answer came from another origin than the one asked.
-    #[error("the answer came from another origin ({0})")]
-    CrossOrigin(String),
-    /// The body is larger than the cap.
-    #[error("body larger than {0} bytes")]
-    TooLarge(usize),
-}
+    fn redirect_policy() -> reqwest::redirect::Policy {
+        reqwest::redirect::Policy::custom(|attempt| {
+            let Some(first) = attempt.previous().first() else {
+                return attempt.error("redirect without an original URL");
+            };
+            if attempt.previous().len() > MAX_REDIRECTS {
+                return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+            }
+            if attempt.url().origin() != first.origin() {
+                let error = format!(
+                    "refused a redirect from {} to another origin ({})",
+                    first.origin().ascii_serialization(),
+                    attempt.url().origin().ascii_serialization()
+                );
+                return attempt.error(error);
+            }
+            if !is_allowed(attempt.url()) {
+                return attempt.error("refused a redirect to a URL that is not https");
+            }
+            attempt.follow()
+        })
+    }
 
-/// GETs `url` and returns its body, refusing non-2xx answers, answers from another origin, and
-/// bodies over `cap` bytes (checked on the declared length and while streaming).
-pub(crate) async fn get_capped(
-    client: &reqwest::Client,
-    url: &str,
-    cap: usize,
-    timeout: Duration,
-) -> Result<Vec<u8>, FetchError> {
-    let url = validate_fetch_url(url)?;
-    let mut response = client
-        .get(url.clone())
-        .timeout(timeout)
-        .send()
-        .await
-        .map_err(|e| FetchError::Transport(error_chain(&e)))?;
-    if response.url().origin() != url.origin() {
-        return Err(FetchError::CrossOrigin(
-            response.url().origin().ascii_serialization(),
-        ));
+    /// Why a fetch failed.
+    #[derive(Debug, thiserror::Error)]
+    pub(crate) enum FetchError {
+        /// The URL may not be fetched.
+        #[error(transparent)]
+        Url(#[from] FetchUrlError),
+        /// Transport failure (connection, timeout, refused redirect…).
+        #[error("{0}")]
+        Transport(String),
+        /// A non-2xx answer.
+        #[error("status {0}")]
+        Status(reqwest::StatusCode),
+        /// The answer came from another origin than the one asked.
+        #[error("the answer came from another origin ({0})")]
+        CrossOrigin(String),
+        /// The body is larger than the cap.
+        #[error("body larger than {0} bytes")]
+        TooLarge(usize),
     }
-    if !response.status().is_success() {
-        return Err(FetchError::Status(response.status()));
-    }
-    if response
-        .content_length()
-        .is_some_and(|length| length > cap as u64)
-    {
-        return Err(FetchError::TooLarge(cap));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| FetchError::Transport(error_chain(&e)))?
-    {
-        if body.len().saturating_add(chunk.len()) > cap {
+
+    /// GETs `url` and returns its body, refusing non-2xx answers, answers from another origin, and
+    /// bodies over `cap` bytes (checked on the declared length and while streaming).
+    pub(crate) async fn get_capped(
+        client: &reqwest::Client,
+        url: &str,
+        cap: usize,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, FetchError> {
+        let url = validate_fetch_url(url)?;
+        let mut response = client
+            .get(url.clone())
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| FetchError::Transport(error_chain(&e)))?;
+        if response.url().origin() != url.origin() {
+            return Err(FetchError::CrossOrigin(
+                response.url().origin().ascii_serialization(),
+            ));
+        }
+        if !response.status().is_success() {
+            return Err(FetchError::Status(response.status()));
+        }
+        if response
+            .content_length()
+            .is_some_and(|length| length > cap as u64)
+        {
             return Err(FetchError::TooLarge(cap));
         }
-        body.extend_from_slice(&chunk);
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| FetchError::Transport(error_chain(&e)))?
+        {
+            if body.len().saturating_add(chunk.len()) > cap {
+                return Err(FetchError::TooLarge(cap));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
-    Ok(body)
-}
 
-/// The error and its sources on one line (reqwest's own message hides the cause, such as a
-/// refused redirect).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+    /// The error and its sources on one line (reqwest's own message hides the cause, such as a
+    /// refused redirect).
+    fn error_chain(error: &dyn std::error::Error) -> String {
+        let mut text = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
     }
-    text
 }
 
 #[cfg(test)]

@@ -140,5 +140,5 @@ pub mod http {
 // crates/runtime; then delete these lines (the generic items of `api` show through).
 mod quietbox_scopes;
 pub use quietbox_scopes::{
-    AuthError, Authenticator, Principal, RateLimiter, Scope, ScopeSet, UnknownScope,
+    AuthError, Authenticator, Principal, RateLimiter, Scope, ScopeSet, UnknownScope, scope,
 };

@@ -2,12 +2,11 @@
 //! OpenID Connect discovery document as fallback), the protected-resource metadata document
 //! (RFC 9728), and the `WWW-Authenticate` challenges that point clients to it.
 
-use std::time::Duration;
-
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::error::ConfigError;
+#[cfg(feature = "jwks")]
 use crate::fetch::{get_capped, validate_fetch_url};
 use crate::scopes::AppScope;
 
@@ -67,6 +66,7 @@ pub fn resource_metadata_url(resource: &str) -> Result<String, ConfigError> {
 /// naming both values. The issuer and the document's `jwks_uri` must pass
 /// [`validate_fetch_url`]; documents are capped at
 /// [`MAX_METADATA_BYTES`] while they stream.
+#[cfg(feature = "jwks")]
 pub async fn discover(
     client: &reqwest::Client,
     issuer: &str,
@@ -109,13 +109,19 @@ pub async fn discover(
     })
 }
 
+#[cfg(feature = "jwks")]
 async fn fetch_metadata(
     client: &reqwest::Client,
     url: &str,
 ) -> Result<AuthorizationServerMetadata, String> {
-    let body = get_capped(client, url, MAX_METADATA_BYTES, Duration::from_secs(10))
-        .await
-        .map_err(|e| e.to_string())?;
+    let body = get_capped(
+        client,
+        url,
+        MAX_METADATA_BYTES,
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     serde_json::from_slice(&body).map_err(|e| format!("not authorization server metadata: {e}"))
 }
 
