@@ -324,11 +324,27 @@ async fn in_step(pool: &PgPool, revisions: &Revisions) -> Result<PgListener, sql
         .bind(revisions.application_name())
         .execute(&mut listener)
         .await?;
+    match get_in_step(&mut listener, revisions).await {
+        Ok(()) => Ok(listener),
+        Err(error) => {
+            revisions.live.store(false, Ordering::Release);
+            revisions.listener_pid.store(0, Ordering::Release);
+            // The connection goes back to the pool: it must not pass for a listener there.
+            let _ = sqlx::query("RESET application_name")
+                .execute(&mut listener)
+                .await;
+            Err(error)
+        }
+    }
+}
+
+/// `LISTEN`, read the revisions, apply what arrived meanwhile, go live, acknowledge.
+async fn get_in_step(listener: &mut PgListener, revisions: &Revisions) -> Result<(), sqlx::Error> {
     listener.listen_all([CHANNEL, ACK_CHANNEL]).await?;
     let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&mut listener)
+        .fetch_one(&mut *listener)
         .await?;
-    for (part, revision) in read_all(&mut listener).await? {
+    for (part, revision) in read_all(&mut *listener).await? {
         revisions.observe(part, revision);
     }
     // Notifications that arrived while reading are applied before going live.
@@ -340,9 +356,9 @@ async fn in_step(pool: &PgPool, revisions: &Revisions) -> Result<PgListener, sql
     // Everything up to now is applied: say so, for writers that were waiting on this replica.
     for part in PARTS {
         let known = revisions.known[index(part)].load(Ordering::Acquire);
-        acknowledge(&mut listener, revisions, part, known).await?;
+        acknowledge(listener, revisions, part, known).await?;
     }
-    Ok(listener)
+    Ok(())
 }
 
 /// Tells the writers that this replica has applied `part` up to `revision`.
