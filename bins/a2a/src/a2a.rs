@@ -4,7 +4,11 @@
 //!
 //! Wire shapes follow the A2A 1.0 protocol buffers' JSON form (camelCase fields,
 //! `TASK_STATE_*` and `ROLE_*` enums, parts as `{"text"}` or `{"data"}`). A message picks a skill
-//! with a data part `{"skill": "...", "args": {...}}` or a short text command. Every skill needs
+//! with a data part `{"skill": "...", "args": {...}}` or a short text command; `args` is the
+//! operation's typed argument struct (`quietbox_runtime::operations::args`), and arguments that
+//! do not fit it are -32602 naming the field. Every JSON-RPC error carries quietbox's error code
+//! in `error.data.code`, and a failed task the code of its error in a data part of its status
+//! message, as REST's problem+json `code` has it. Every skill needs
 //! the same scope as its REST route; a missing scope is a 403 naming it, as on every surface.
 //! Tasks are stored through the state port, so `GetTask` works from any process.
 //!
@@ -35,7 +39,8 @@ use quietbox_core::ports::{NoProgress, ScanProgress};
 use quietbox_core::store::{TaskOwner, TaskQuery, TaskRecord, TaskRetention};
 use serde_json::{Value, json};
 
-use quietbox_runtime::operations::{self, Operation};
+use quietbox_runtime::operations::{self, ArgError, Args, Context, Operation, Output};
+use quietbox_runtime::problem::ApiError;
 use quietbox_runtime::wiring::App;
 
 /// The protocol version this agent speaks.
@@ -126,7 +131,7 @@ const SKILLS: &[Skill] = &[
     Skill {
         operation: Operation::ScanInbox,
         name: "Inbox scan and triage",
-        description: "Scans the inbox (incrementally when possible) and triages every message. Args: query, limit.",
+        description: "Scans the inbox (incrementally when possible) and triages every message. Args: query, since, limit (1 to 1000).",
         examples: &["scan inbox"],
     },
     Skill {
@@ -168,6 +173,11 @@ const SKILLS: &[Skill] = &[
         examples: &["compliance", "who is still sending after unsubscribe"],
     },
 ];
+
+/// The operations offered as skills, in agent-card order (the skill id is the operation's id).
+pub fn skill_operations() -> impl Iterator<Item = Operation> {
+    SKILLS.iter().map(|s| s.operation)
+}
 
 /// The A2A router (without the shared layers).
 pub fn router(app: App) -> Router {
@@ -226,7 +236,43 @@ async fn card(State(app): State<App>, headers: HeaderMap) -> impl IntoResponse {
 }
 
 fn rpc_error(id: &Value, code: i64, message: impl Into<String>) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message.into()}})
+    RpcError::new(code, message).to_json(id)
+}
+
+/// A JSON-RPC error object: the JSON-RPC code, and in `data` quietbox's stable error code (the
+/// one REST's problem+json `code` gives) and, for bad arguments, the argument at fault.
+struct RpcError {
+    code: i64,
+    error: ErrorCode,
+    message: String,
+    field: Option<String>,
+}
+
+impl RpcError {
+    /// An error whose quietbox code follows from the JSON-RPC code.
+    fn new(code: i64, message: impl Into<String>) -> Self {
+        let error = match code {
+            codes::PARSE_ERROR => ErrorCode::MalformedBody,
+            codes::METHOD_NOT_FOUND | codes::TASK_NOT_FOUND => ErrorCode::NotFound,
+            codes::TASK_NOT_CANCELABLE => ErrorCode::Conflict,
+            codes::INTERNAL => ErrorCode::Internal,
+            _ => ErrorCode::InvalidRequest,
+        };
+        RpcError {
+            code,
+            error,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    fn to_json(&self, id: &Value) -> Value {
+        let mut data = json!({"code": self.error.name()});
+        if let Some(field) = &self.field {
+            data["field"] = json!(field);
+        }
+        json!({"jsonrpc": "2.0", "id": id, "error": {"code": self.code, "message": self.message, "data": data}})
+    }
 }
 
 fn rpc_result(id: &Value, result: Value) -> Value {
@@ -236,9 +282,36 @@ fn rpc_result(id: &Value, result: Value) -> Value {
 /// A refusal before or while dispatching.
 enum Failure {
     /// A JSON-RPC error object.
-    Rpc(i64, String),
+    Rpc(RpcError),
     /// An HTTP-level refusal (403 missing scope, 429 rate limit), rendered by the auth crate.
     Auth(AuthError),
+}
+
+impl Failure {
+    /// A JSON-RPC error; its quietbox code follows from `code`.
+    fn rpc(code: i64, message: String) -> Self {
+        Failure::Rpc(RpcError::new(code, message))
+    }
+
+    /// The state store failed: -32603 with the store's code (`state_unavailable`, ...).
+    fn state(error: quietbox_core::store::StateError) -> Self {
+        Failure::Rpc(RpcError {
+            error: error.code(),
+            ..RpcError::new(codes::INTERNAL, error.to_string())
+        })
+    }
+}
+
+impl From<ArgError> for Failure {
+    /// Arguments that do not fit the skill: -32602 naming the argument, with its code.
+    fn from(error: ArgError) -> Self {
+        Failure::Rpc(RpcError {
+            code: codes::INVALID_PARAMS,
+            error: error.code,
+            message: error.message,
+            field: error.field,
+        })
+    }
 }
 
 impl From<AuthError> for Failure {
@@ -316,9 +389,14 @@ async fn rpc(
             }
             match dispatch(&app, &principal, &url, &request).await {
                 Ok(result) => answers.push(rpc_result(&id, result)),
-                Err(Failure::Rpc(code, message)) => answers.push(rpc_error(&id, code, message)),
+                Err(Failure::Rpc(error)) => answers.push(error.to_json(&id)),
                 Err(Failure::Auth(error)) => {
-                    answers.push(rpc_error(&id, codes::INVALID_REQUEST, error.to_string()))
+                    let message = error.to_string();
+                    let rpc = RpcError {
+                        error: ApiError::from(error).code,
+                        ..RpcError::new(codes::INVALID_REQUEST, message)
+                    };
+                    answers.push(rpc.to_json(&id));
                 }
             }
         }
@@ -333,24 +411,20 @@ async fn rpc(
     if let Some(streamed) = streamed {
         return match streamed {
             Ok(response) => response,
-            Err(Failure::Rpc(code, message)) => {
-                axum::Json(rpc_error(&id, code, message)).into_response()
-            }
+            Err(Failure::Rpc(error)) => axum::Json(error.to_json(&id)).into_response(),
             Err(Failure::Auth(error)) => refuse(&app, error),
         };
     }
     match dispatch(&app, &principal, &url, &parsed).await {
         Ok(result) => axum::Json(rpc_result(&id, result)).into_response(),
-        Err(Failure::Rpc(code, message)) => {
-            axum::Json(rpc_error(&id, code, message)).into_response()
-        }
+        Err(Failure::Rpc(error)) => axum::Json(error.to_json(&id)).into_response(),
         Err(Failure::Auth(error)) => refuse(&app, error),
     }
 }
 
 fn check_envelope(request: &Value) -> Result<(&str, Value), Failure> {
     if request.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return Err(Failure::Rpc(
+        return Err(Failure::rpc(
             codes::INVALID_REQUEST,
             "Invalid Request: jsonrpc must be \"2.0\"".into(),
         ));
@@ -359,7 +433,7 @@ fn check_envelope(request: &Value) -> Result<(&str, Value), Failure> {
         .get("method")
         .and_then(Value::as_str)
         .ok_or_else(|| {
-            Failure::Rpc(
+            Failure::rpc(
                 codes::INVALID_REQUEST,
                 "Invalid Request: method must be a string".into(),
             )
@@ -392,7 +466,7 @@ async fn dispatch(
         "ListTasks" => list_tasks(app, principal, &params).await,
         "CancelTask" => cancel_task(app, principal, &params).await,
         "GetExtendedAgentCard" => Ok(agent_card(app, url)),
-        other => Err(Failure::Rpc(
+        other => Err(Failure::rpc(
             codes::METHOD_NOT_FOUND,
             format!("Method not found: {other}"),
         )),
@@ -429,21 +503,17 @@ fn task_id_param<'a>(params: &'a Value, method: &str) -> Result<&'a str, Failure
     params
         .get("id")
         .and_then(Value::as_str)
-        .ok_or_else(|| Failure::Rpc(codes::INVALID_PARAMS, format!("{method} needs params.id")))
+        .ok_or_else(|| Failure::rpc(codes::INVALID_PARAMS, format!("{method} needs params.id")))
 }
 
 /// The task `id` as `principal` may see it: -32001 when it does not exist or belongs to another
 /// principal (the two are not told apart), a 403 naming the scope when the principal lacks the
 /// scope of the task's skill.
 async fn visible_task(app: &App, principal: &Principal, id: &str) -> Result<TaskRecord, Failure> {
-    let record = app
-        .state
-        .get_task(id)
-        .await
-        .map_err(|e| Failure::Rpc(codes::INTERNAL, e.to_string()))?;
+    let record = app.state.get_task(id).await.map_err(Failure::state)?;
     let record = record
         .filter(|r| r.owner == owner_of(principal))
-        .ok_or_else(|| Failure::Rpc(codes::TASK_NOT_FOUND, format!("task {id} not found")))?;
+        .ok_or_else(|| Failure::rpc(codes::TASK_NOT_FOUND, format!("task {id} not found")))?;
     for scope in task_scopes(&record) {
         principal.require(scope)?;
     }
@@ -494,7 +564,7 @@ async fn list_tasks(app: &App, principal: &Principal, params: &Value) -> Result<
         .state
         .list_tasks(query)
         .await
-        .map_err(|e| Failure::Rpc(codes::INVALID_PARAMS, e.to_string()))?;
+        .map_err(|e| Failure::rpc(codes::INVALID_PARAMS, e.to_string()))?;
     let size = page.tasks.len();
     let tasks: Vec<Value> = page
         .tasks
@@ -525,7 +595,7 @@ async fn cancel_task(app: &App, principal: &Principal, params: &Value) -> Result
     let id = task_id_param(params, "CancelTask")?;
     let record = visible_task(app, principal, id).await?;
     let not_cancelable = |state: &str| {
-        Failure::Rpc(
+        Failure::rpc(
             codes::TASK_NOT_CANCELABLE,
             format!("task {id} is {state}; it can no longer be canceled"),
         )
@@ -553,11 +623,7 @@ async fn cancel_task(app: &App, principal: &Principal, params: &Value) -> Result
     };
     save(app, &task, "TASK_STATE_CANCELED", &meta).await?;
     // The task may have finished on its replica between the read and the write.
-    let stored = app
-        .state
-        .get_task(id)
-        .await
-        .map_err(|e| Failure::Rpc(codes::INTERNAL, e.to_string()))?;
+    let stored = app.state.get_task(id).await.map_err(Failure::state)?;
     match stored {
         Some(stored) if stored.state != "TASK_STATE_CANCELED" => Err(not_cancelable(&stored.state)),
         _ => Ok(task),
@@ -571,7 +637,7 @@ fn select_skill(message: &Value) -> Result<(&'static Skill, Value), Failure> {
         .and_then(Value::as_array)
         .filter(|p| !p.is_empty())
         .ok_or_else(|| {
-            Failure::Rpc(
+            Failure::rpc(
                 codes::INVALID_PARAMS,
                 "params.message.parts must be a non-empty array".into(),
             )
@@ -582,7 +648,7 @@ fn select_skill(message: &Value) -> Result<(&'static Skill, Value), Failure> {
             && let Some(name) = data.get("skill").and_then(Value::as_str)
         {
             let skill = SKILLS.iter().find(|s| s.id() == name).ok_or_else(|| {
-                Failure::Rpc(
+                Failure::rpc(
                     codes::INVALID_PARAMS,
                     format!("unknown skill {name:?}; skills: {}", known()),
                 )
@@ -620,7 +686,7 @@ fn select_skill(message: &Value) -> Result<(&'static Skill, Value), Failure> {
     } else {
         None
     };
-    chosen.ok_or_else(|| Failure::Rpc(codes::INVALID_PARAMS, format!("no skill matches {text:?}; send a data part {{\"skill\": ..., \"args\": {{...}}}} with one of: {}", known())))
+    chosen.ok_or_else(|| Failure::rpc(codes::INVALID_PARAMS, format!("no skill matches {text:?}; send a data part {{\"skill\": ..., \"args\": {{...}}}} with one of: {}", known())))
 }
 
 fn status(state: &str, context: &str, task: &str, text: Option<&str>) -> Value {
@@ -634,7 +700,7 @@ fn status(state: &str, context: &str, task: &str, text: Option<&str>) -> Value {
 
 struct Prepared {
     skill: &'static Skill,
-    args: Value,
+    args: Args,
     task_id: String,
     context_id: String,
     history: Vec<Value>,
@@ -654,7 +720,7 @@ fn check_message_limits(message: &Value) -> Result<(), Failure> {
         .and_then(Value::as_array)
         .map_or(0, Vec::len);
     if parts > limits::MAX_PARTS {
-        return Err(Failure::Rpc(
+        return Err(Failure::rpc(
             codes::INVALID_PARAMS,
             format!(
                 "a message holds at most {} parts; this one has {parts}",
@@ -664,7 +730,7 @@ fn check_message_limits(message: &Value) -> Result<(), Failure> {
     }
     let bytes = serde_json::to_vec(message).map_or(usize::MAX, |b| b.len());
     if bytes > limits::MAX_MESSAGE_BYTES {
-        return Err(Failure::Rpc(
+        return Err(Failure::rpc(
             codes::INVALID_PARAMS,
             format!(
                 "a message is stored up to {} bytes of JSON; this one has {bytes}",
@@ -678,7 +744,7 @@ fn check_message_limits(message: &Value) -> Result<(), Failure> {
 async fn prepare(app: &App, principal: &Principal, params: &Value) -> Result<Prepared, Failure> {
     let message = params
         .get("message")
-        .ok_or_else(|| Failure::Rpc(codes::INVALID_PARAMS, "params.message is required".into()))?;
+        .ok_or_else(|| Failure::rpc(codes::INVALID_PARAMS, "params.message is required".into()))?;
     check_message_limits(message)?;
     // A message naming a task continues it: only its owner may, and no quietbox task waits for
     // input (each skill runs to a final state), so an existing task takes no further messages.
@@ -688,7 +754,7 @@ async fn prepare(app: &App, principal: &Principal, params: &Value) -> Result<Pre
         .filter(|t| !t.is_empty())
     {
         let record = visible_task(app, principal, task_id).await?;
-        return Err(Failure::Rpc(
+        return Err(Failure::rpc(
             codes::UNSUPPORTED_OPERATION,
             format!(
                 "task {task_id} is {}; it takes no further messages: send a new message without taskId",
@@ -698,6 +764,8 @@ async fn prepare(app: &App, principal: &Principal, params: &Value) -> Result<Pre
     }
     let (skill, args) = select_skill(message)?;
     principal.require(skill.scope())?;
+    // The skill's typed arguments, bounded: -32602 naming the argument, before any task exists.
+    let args = Args::parse(skill.operation, args)?;
     // Every skill, reads included, takes a token of its per-tenant budget: 429 with Retry-After.
     operations::admit(app, principal, skill.operation).await?;
     let context_id = message
@@ -735,10 +803,7 @@ async fn save(app: &App, task: &Value, state: &str, meta: &TaskMeta) -> Result<(
         owner: meta.owner.clone(),
         skill: meta.skill.clone(),
     };
-    app.state
-        .put_task(record)
-        .await
-        .map_err(|e| Failure::Rpc(codes::INTERNAL, e.to_string()))
+    app.state.put_task(record).await.map_err(Failure::state)
 }
 
 /// Drops the tasks past `A2A_TASK_TTL_H` and beyond `A2A_MAX_TASKS`, after a new task is
@@ -756,12 +821,19 @@ async fn prune(app: &App) {
     }
 }
 
-fn artifact(skill: &Skill, result: Value, summary: &str) -> Value {
-    json!({"artifactId": uuid::Uuid::new_v4().to_string(), "name": skill.id(), "parts": [{"data": result}, {"text": summary}]})
+/// The artifact of a completed skill: its result as a data part (the REST API's JSON) and the
+/// summary as a text part.
+fn artifact(skill: &Skill, output: &Output) -> Result<Value, ApiError> {
+    let result = output
+        .to_json()
+        .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot serialize: {e}")))?;
+    Ok(
+        json!({"artifactId": uuid::Uuid::new_v4().to_string(), "name": skill.id(), "parts": [{"data": result}, {"text": output.summary()}]}),
+    )
 }
 
-/// What running a skill gave: its result and summary, its error message, or a panic.
-type Outcome = Result<Result<(Value, String), String>, Panicked>;
+/// What running a skill gave: its typed result, its error (with core's code), or a panic.
+type Outcome = Result<Result<Output, ApiError>, Panicked>;
 
 /// A skill's worker panicked (the payload is not kept: it may hold request data).
 #[derive(Debug)]
@@ -769,9 +841,7 @@ struct Panicked;
 
 /// Runs a skill's future, turning a panic inside it into [`Panicked`] so that the task is
 /// failed instead of left working.
-async fn catch_panic(
-    run: impl std::future::Future<Output = Result<(Value, String), String>>,
-) -> Outcome {
+async fn catch_panic(run: impl std::future::Future<Output = Result<Output, ApiError>>) -> Outcome {
     std::panic::AssertUnwindSafe(run)
         .catch_unwind()
         .await
@@ -785,32 +855,39 @@ async fn finish(
     p: &Prepared,
     progress: &dyn ScanProgress,
 ) -> Result<(Value, &'static str, Option<Value>), Failure> {
-    let outcome = catch_panic(operations::execute(
+    let cx = Context {
         app,
         principal,
-        p.skill.id(),
-        &p.args,
         progress,
-    ))
-    .await;
+    };
+    let outcome = catch_panic(p.args.clone().run(cx)).await;
     settle(app, p, outcome).await
 }
 
-/// Stores the task's final state from the skill's outcome. A panic fails the task with the
-/// `internal` error code: in the status text and as `{"code": "internal"}` in a data part.
+/// Stores the task's final state from the skill's outcome. A failed task carries the error's code
+/// (core's, as REST's problem+json `code`) as `{"code": ...}` in a data part of its status
+/// message, after the text; a panic fails it with the `internal` code.
 async fn settle(
     app: &App,
     p: &Prepared,
     outcome: Outcome,
 ) -> Result<(Value, &'static str, Option<Value>), Failure> {
+    let outcome = match outcome {
+        Ok(Ok(output)) => match artifact(p.skill, &output) {
+            Ok(art) => Ok(Ok((art, output.summary()))),
+            Err(error) => Ok(Err(error)),
+        },
+        Ok(Err(error)) => Ok(Err(error)),
+        Err(Panicked) => Err(Panicked),
+    };
     let (state, art, text, code) = match outcome {
-        Ok(Ok((result, summary))) => (
-            "TASK_STATE_COMPLETED",
-            Some(artifact(p.skill, result, &summary)),
-            summary,
+        Ok(Ok((art, summary))) => ("TASK_STATE_COMPLETED", Some(art), summary, None),
+        Ok(Err(error)) => (
+            "TASK_STATE_FAILED",
             None,
+            error.detail,
+            Some(error.code.name()),
         ),
-        Ok(Err(error)) => ("TASK_STATE_FAILED", None, error, None),
         Err(Panicked) => {
             tracing::error!(task = %p.task_id, skill = p.skill.id(), "the skill panicked; its task fails");
             let code = ErrorCode::Internal.name();
@@ -918,7 +995,7 @@ async fn subscribe(app: &App, principal: &Principal, request: &Value) -> Result<
     let task_id = task_id_param(&params, method)?.to_owned();
     let record = visible_task(app, principal, &task_id).await?;
     if quietbox_state::FINAL_TASK_STATES.contains(&record.state.as_str()) {
-        return Err(Failure::Rpc(
+        return Err(Failure::rpc(
             codes::UNSUPPORTED_OPERATION,
             format!(
                 "task {task_id} is {}; there is nothing left to stream (GetTask returns it)",
@@ -996,6 +1073,7 @@ mod tests {
 
     use super::*;
     use quietbox_runtime::config::{Binary, RawSettings, Settings};
+    use quietbox_runtime::operations::HistoryList;
 
     /// An A2A app on the sample mailbox, its state in `dir`.
     async fn app(dir: &std::path::Path) -> App {
@@ -1032,7 +1110,8 @@ mod tests {
     async fn catching_a_panic_reports_it_instead_of_unwinding() {
         let outcome = catch_panic(async { panic!("boom at {}", 42) }).await;
         assert!(matches!(outcome, Err(Panicked)));
-        let outcome = catch_panic(async { Ok((json!({"ok": true}), "fine".to_owned())) }).await;
+        let outcome =
+            catch_panic(async { Ok(Output::from(HistoryList { entries: vec![] })) }).await;
         assert!(matches!(outcome, Ok(Ok(_))));
     }
 
@@ -1049,7 +1128,7 @@ mod tests {
         let outcome = catch_panic(async {
             let minutes: i64 = "9223372036854775807".parse().unwrap();
             let _ = chrono::Duration::minutes(minutes);
-            Ok((json!({}), "unreachable".to_owned()))
+            Ok(Output::from(HistoryList { entries: vec![] }))
         })
         .await;
         let Ok((task, state, artifact)) = settle(&app, &prepared, outcome).await else {

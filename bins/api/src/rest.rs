@@ -9,20 +9,21 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use chrono::{DateTime, NaiveTime, Utc};
+use chrono::Utc;
+use quietbox_auth::Principal;
 use quietbox_auth::http::{AuthLayer, Authorized, scope};
 use quietbox_core::ErrorCode;
-use quietbox_core::availability::{AvailabilityQuery, WorkingHours};
 use quietbox_core::candidates::Candidate;
 use quietbox_core::ports::NoProgress;
-use quietbox_core::service::{ScanOptions, UnsubscribeRequest, UnsubscribeTargetRef};
-use quietbox_core::store::Decision;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{OpenApi, ToSchema};
 
 use crate::idempotency::{self, Begin};
-use quietbox_runtime::operations::{Operation, admit};
+use quietbox_runtime::operations::{
+    AvailabilityArgs, CandidatesArgs, ComplianceArgs, Context, DigestArgs, HistoryArgs, Operation,
+    OperationArgs, ScanArgs, SenderDecisionArgs, SenderViewArgs, UnsubscribeArgs, admit, run,
+};
 use quietbox_runtime::problem::{ApiError, AppJson};
 use quietbox_runtime::wiring::App;
 
@@ -51,7 +52,7 @@ pub fn router(app: App) -> Router {
 #[openapi(
     info(title = "quietbox REST API", description = "Personal mail-and-calendar agent."),
     paths(availability, scan, candidates, unsubscribe, history, digest, compliance, sender, decision, ready),
-    components(schemas(ScanBody, UnsubscribeBody, DigestBody, DecisionBody)),
+    components(schemas(ScanArgs, UnsubscribeArgs, DigestArgs, DecisionBody)),
     modifiers(&Security, &ProblemResponses)
 )]
 pub struct ApiDoc;
@@ -181,115 +182,49 @@ async fn ready(state: State<App>) -> Response {
     quietbox_runtime::wiring::ready(state).await
 }
 
-/// Query of `GET /v1/availability`.
-#[derive(Debug, Deserialize, IntoParams)]
-struct AvailabilityParams {
-    /// Window start (RFC 3339); default now. Within 5 years of now.
-    start: Option<DateTime<Utc>>,
-    /// Window end (RFC 3339); default start + 7 days. At most 62 days after start.
-    end: Option<DateTime<Utc>>,
-    /// Slot length in minutes, 5 to 1440; default 30.
-    slot_minutes: Option<i64>,
-    /// IANA time zone; default `DIGEST_TZ`.
-    tz: Option<String>,
-    /// Start of the working day, `HH:MM`; default 09:00.
-    day_start: Option<String>,
-    /// End of the working day, `HH:MM`; default 17:00.
-    day_end: Option<String>,
-}
-
-fn time_of_day(
-    field: &str,
-    value: Option<&str>,
-    default: NaiveTime,
-) -> Result<NaiveTime, ApiError> {
-    match value {
-        None => Ok(default),
-        Some(text) => NaiveTime::parse_from_str(text, "%H:%M").map_err(|_| {
-            ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!("{field} must look like 09:00, not {text:?}"),
-            )
-        }),
+/// The context of a REST call: no progress reporting.
+fn cx<'a>(app: &'a App, who: &'a Principal) -> Context<'a> {
+    Context {
+        app,
+        principal: who,
+        progress: &NoProgress,
     }
 }
 
+/// A query string that is not the operation's arguments: 400 `invalid_request`, naming what.
+fn query_args<A: OperationArgs>(
+    query: Result<Query<A>, axum::extract::rejection::QueryRejection>,
+) -> Result<A, ApiError> {
+    let Query(args) = query.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
+    args.validate()?;
+    Ok(args)
+}
+
 /// Busy intervals and free slots.
-#[utoipa::path(get, path = "/v1/availability", params(AvailabilityParams),
+#[utoipa::path(get, path = "/v1/availability", params(AvailabilityArgs),
     responses((status = 200, description = "busy intervals and free slots")), security(("api_key" = []), ("bearer" = [])))]
 async fn availability(
     State(app): State<App>,
     Authorized(who, ..): Authorized<scope::AvailabilityRead>,
-    params: Result<Query<AvailabilityParams>, axum::extract::rejection::QueryRejection>,
+    params: Result<Query<AvailabilityArgs>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    // Bounded before use (window near now, slot_minutes 5..=1440): 400, never a panic.
+    let args = query_args(params)?;
     admit(&app, &who, Operation::Availability).await?;
-    let Query(params) =
-        params.map_err(|e| ApiError::new(ErrorCode::InvalidRequest, e.body_text()))?;
-    let tz: chrono_tz::Tz = match params.tz {
-        None => app.settings.digest_tz,
-        Some(tz_name) => tz_name.parse().map_err(|_| {
-            ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!("tz {tz_name:?} is not an IANA time zone"),
-            )
-        })?,
-    };
-    let defaults = WorkingHours::default();
-    let hours = WorkingHours {
-        start: time_of_day("day_start", params.day_start.as_deref(), defaults.start)?,
-        end: time_of_day("day_end", params.day_end.as_deref(), defaults.end)?,
-        ..defaults
-    };
-    // Checked and bounded in core (window near now, slot_minutes 5..=1440): 400, never a panic.
-    let query = AvailabilityQuery::from_request(
-        Utc::now(),
-        params.start,
-        params.end,
-        params.slot_minutes,
-        hours,
-        tz,
-    )?;
-    let result = app.quietbox.availability(query).await?;
-    Ok(axum::Json(result))
-}
-
-/// Body of `POST /v1/mail/scan`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ScanBody {
-    /// Provider query (Gmail `q` syntax).
-    #[serde(default)]
-    pub query: Option<String>,
-    /// Only messages at or after this instant.
-    #[serde(default)]
-    pub since: Option<DateTime<Utc>>,
-    /// At most this many messages listed (default 100, at most 1000).
-    #[serde(default)]
-    pub limit: Option<usize>,
+    Ok(axum::Json(run(cx(&app, &who), args).await?))
 }
 
 /// Scans and triages the inbox.
-#[utoipa::path(post, path = "/v1/mail/scan", request_body = ScanBody,
+#[utoipa::path(post, path = "/v1/mail/scan", request_body = ScanArgs,
     responses((status = 200, description = "triage report"), (status = 429, description = "rate limited")), security(("api_key" = []), ("bearer" = [])))]
 async fn scan(
     State(app): State<App>,
     Authorized(who, ..): Authorized<scope::MailScan>,
-    AppJson(body): AppJson<ScanBody>,
+    AppJson(args): AppJson<ScanArgs>,
 ) -> Result<impl IntoResponse, ApiError> {
+    args.validate()?;
     admit(&app, &who, Operation::ScanInbox).await?;
-    let limit = body.limit.unwrap_or(100);
-    if limit == 0 || limit > 1000 {
-        return Err(ApiError::new(
-            ErrorCode::InvalidRequest,
-            "limit must be between 1 and 1000",
-        ));
-    }
-    let options = ScanOptions {
-        query: body.query,
-        since: body.since,
-        limit,
-    };
-    Ok(axum::Json(app.quietbox.scan(options, &NoProgress).await?))
+    Ok(axum::Json(run(cx(&app, &who), args).await?))
 }
 
 /// Ranked unsubscribe candidates.
@@ -300,7 +235,7 @@ async fn candidates(
     Authorized(who, ..): Authorized<scope::UnsubscribeRead>,
 ) -> Result<impl IntoResponse, ApiError> {
     admit(&app, &who, Operation::UnsubscribeCandidates).await?;
-    let ranked = app.quietbox.shared_candidates().await?;
+    let ranked = run(cx(&app, &who), CandidatesArgs {}).await?.candidates;
     let body = candidates_body(ranked)
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("cannot serialize: {e}")))?;
     Ok((
@@ -329,23 +264,8 @@ fn candidates_body(ranked: Arc<Vec<Candidate>>) -> Result<Bytes, serde_json::Err
     Ok(body)
 }
 
-/// Body of `POST /v1/unsubscribe`: exactly one of `sender` and `candidate_id`.
-#[derive(Debug, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UnsubscribeBody {
-    /// Sender address.
-    #[serde(default)]
-    pub sender: Option<String>,
-    /// Candidate id from `/v1/unsubscribe/candidates`.
-    #[serde(default)]
-    pub candidate_id: Option<String>,
-    /// Only say what would be done.
-    #[serde(default)]
-    pub dry_run: bool,
-}
-
 /// Unsubscribes (at most once per sender and list). Honours `Idempotency-Key`.
-#[utoipa::path(post, path = "/v1/unsubscribe", request_body = UnsubscribeBody,
+#[utoipa::path(post, path = "/v1/unsubscribe", request_body = UnsubscribeArgs,
     params(("Idempotency-Key" = Option<String>, Header, description = "replays the first answer for 24 h")),
     responses((status = 200, description = "outcome"), (status = 404, description = "unknown sender or candidate"), (status = 409, description = "key reused with another body"),
         (status = 503, description = "incident mode")), security(("api_key" = []), ("bearer" = [])))]
@@ -353,19 +273,10 @@ async fn unsubscribe(
     State(app): State<App>,
     Authorized(who, ..): Authorized<scope::UnsubscribeExecute>,
     headers: HeaderMap,
-    AppJson(body): AppJson<UnsubscribeBody>,
+    AppJson(body): AppJson<UnsubscribeArgs>,
 ) -> Result<Response, ApiError> {
+    body.validate()?;
     admit(&app, &who, Operation::Unsubscribe).await?;
-    let target = match (&body.sender, &body.candidate_id) {
-        (Some(sender), None) => UnsubscribeTargetRef::Sender(sender.clone()),
-        (None, Some(id)) => UnsubscribeTargetRef::Candidate(id.clone()),
-        _ => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidRequest,
-                "give exactly one of sender and candidate_id",
-            ));
-        }
-    };
     let idempotency = match headers.get("idempotency-key") {
         None => None,
         Some(value) => {
@@ -398,14 +309,7 @@ async fn unsubscribe(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
         return Ok(response);
     }
-    let outcome = app
-        .quietbox
-        .unsubscribe(UnsubscribeRequest {
-            target,
-            dry_run: body.dry_run,
-            actor: who.subject.clone(),
-        })
-        .await?;
+    let outcome = run(cx(&app, &who), body).await?;
     let json = serde_json::to_value(&outcome)
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     if let Some((key, hash)) = idempotency {
@@ -418,70 +322,45 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Query of `GET /v1/unsubscribe/history`.
-#[derive(Debug, Deserialize, IntoParams)]
-struct HistoryParams {
-    /// Only this sender.
-    sender: Option<String>,
-}
-
 /// Unsubscribe history.
-#[utoipa::path(get, path = "/v1/unsubscribe/history", params(HistoryParams), responses((status = 200, description = "entries")),
+#[utoipa::path(get, path = "/v1/unsubscribe/history", params(HistoryArgs), responses((status = 200, description = "entries")),
     security(("api_key" = []), ("bearer" = [])))]
 async fn history(
     State(app): State<App>,
     Authorized(who, ..): Authorized<scope::UnsubscribeRead>,
-    Query(params): Query<HistoryParams>,
+    params: Result<Query<HistoryArgs>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let args = query_args(params)?;
     admit(&app, &who, Operation::UnsubscribeHistory).await?;
-    let entries = app.quietbox.history(params.sender.as_deref()).await?;
-    Ok(axum::Json(serde_json::json!({ "entries": entries })))
-}
-
-/// Body of `POST /v1/unsubscribe/digest`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DigestBody {
-    /// Send the mail (default: preview only).
-    #[serde(default)]
-    pub send: bool,
+    Ok(axum::Json(run(cx(&app, &who), args).await?))
 }
 
 /// Previews or sends the digest of new candidates.
-#[utoipa::path(post, path = "/v1/unsubscribe/digest", request_body = DigestBody, responses((status = 200, description = "digest")),
+#[utoipa::path(post, path = "/v1/unsubscribe/digest", request_body = DigestArgs, responses((status = 200, description = "digest")),
     security(("api_key" = []), ("bearer" = [])))]
 async fn digest(
     State(app): State<App>,
     Authorized(who, ..): Authorized<scope::UnsubscribeDigest>,
-    AppJson(body): AppJson<DigestBody>,
+    AppJson(args): AppJson<DigestArgs>,
 ) -> Result<impl IntoResponse, ApiError> {
+    args.validate()?;
     admit(&app, &who, Operation::UnsubscribeDigest).await?;
-    Ok(axum::Json(app.quietbox.digest(body.send).await?))
-}
-
-/// Query of `GET /v1/unsubscribe/compliance`.
-#[derive(Debug, Deserialize, IntoParams)]
-struct ComplianceParams {
-    /// Only this sender's unsubscribes.
-    sender: Option<String>,
+    Ok(axum::Json(run(cx(&app, &who), args).await?))
 }
 
 /// The compliance watch: per unsubscribed sender/list, `pending` (inside `UNSUBSCRIBE_GRACE_H`),
 /// `compliant`, or `violating` with the count and the first and last violating dates.
-#[utoipa::path(get, path = "/v1/unsubscribe/compliance", params(ComplianceParams),
+#[utoipa::path(get, path = "/v1/unsubscribe/compliance", params(ComplianceArgs),
     responses((status = 200, description = "compliance report: checked_at, grace_hours, enforcement, summary, entries")),
     security(("api_key" = []), ("bearer" = [])))]
 async fn compliance(
     State(app): State<App>,
     Authorized(who, ..): Authorized<scope::UnsubscribeRead>,
-    Query(params): Query<ComplianceParams>,
+    params: Result<Query<ComplianceArgs>, axum::extract::rejection::QueryRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let args = query_args(params)?;
     admit(&app, &who, Operation::UnsubscribeCompliance).await?;
-    let report = app.quietbox.compliance().await?;
-    Ok(axum::Json(match params.sender {
-        Some(sender) => report.for_sender(&sender),
-        None => report,
-    }))
+    Ok(axum::Json(run(cx(&app, &who), args).await?))
 }
 
 /// What quietbox knows of one sender: aggregates, the owner's decision, and compliance.
@@ -494,10 +373,13 @@ async fn sender(
     Path(address): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     admit(&app, &who, Operation::SenderView).await?;
-    Ok(axum::Json(app.quietbox.sender(&address).await?))
+    Ok(axum::Json(
+        run(cx(&app, &who), SenderViewArgs { address }).await?,
+    ))
 }
 
-/// Body of `PUT /v1/senders/{address}/decision`.
+/// Body of `PUT /v1/senders/{address}/decision` (the path names the sender: together they are
+/// [`SenderDecisionArgs`]).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
@@ -518,22 +400,13 @@ async fn decision(
     Path(address): Path<String>,
     AppJson(body): AppJson<DecisionBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    admit(&app, &who, Operation::SenderDecision).await?;
-    let decision = match body.decision.as_str() {
-        "keep" => Decision::Keep,
-        "auto_archive" => Decision::AutoArchive,
-        other => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!("decision must be keep or auto_archive, not {other:?}"),
-            ));
-        }
+    let args = SenderDecisionArgs {
+        sender: address,
+        decision: body.decision,
     };
-    let recorded = app
-        .quietbox
-        .set_decision(&address, decision, &who.subject)
-        .await?;
-    Ok((StatusCode::OK, axum::Json(recorded)))
+    args.validate()?;
+    admit(&app, &who, Operation::SenderDecision).await?;
+    Ok((StatusCode::OK, axum::Json(run(cx(&app, &who), args).await?)))
 }
 
 #[cfg(test)]

@@ -12,6 +12,11 @@
 //!   error="insufficient_scope", scope="…"` (MCP 2025-11-25 step-up), before rmcp sees it; a new
 //!   session past the tenant's `MCP_MAX_SESSIONS` (or 4 times it over all tenants) gets 503.
 //!
+//! Each tool's `inputSchema` is generated from its operation's argument struct, the one the call
+//! enforces: arguments breaking it are an `isError` result naming the argument, with the code in
+//! `structuredContent` (as is every failed call's, REST's problem+json `code`); a `tools/call`
+//! whose params are not one is -32602.
+//!
 //! rmcp then hands the request's parts to the tool call, which checks the scope again (stdio has
 //! no HTTP, so there the refusal is an `isError` result), takes the operation's rate-limit token
 //! and runs it with panics caught, so every call is answered. Over stdio the caller is the local
@@ -49,7 +54,7 @@ pub use quietbox_runtime::config::origins::{
     AllowedOrigin, AllowedOrigins, BadOrigin, OriginPort, OriginScheme,
 };
 
-use quietbox_runtime::operations::{self, Operation};
+use quietbox_runtime::operations::{self, Args, Context, Operation, Output};
 use quietbox_runtime::problem::ApiError;
 use quietbox_runtime::wiring::App;
 
@@ -68,11 +73,6 @@ struct ToolSpec {
     description: &'static str,
     mutation: bool,
     idempotent: bool,
-    schema: fn() -> Value,
-}
-
-fn no_args() -> Value {
-    json!({"type": "object", "properties": {}, "additionalProperties": false})
 }
 
 const TOOLS: &[ToolSpec] = &[
@@ -82,15 +82,6 @@ const TOOLS: &[ToolSpec] = &[
         description: "Busy intervals and free slots in the owner's calendar.",
         mutation: false,
         idempotent: true,
-        schema: || {
-            json!({"type": "object", "properties": {
-            "start": {"type": "string", "format": "date-time", "description": "window start (default now; within 5 years of now)"},
-            "end": {"type": "string", "format": "date-time", "description": "window end (default start + 7 days; at most 62 days after start)"},
-            "slot_minutes": {"type": "integer", "minimum": 5, "maximum": 1440, "description": "slot length in minutes (default 30)"},
-            "tz": {"type": "string", "description": "IANA time zone, e.g. Europe/Paris"},
-            "day_start": {"type": "string", "description": "working day start, HH:MM"},
-            "day_end": {"type": "string", "description": "working day end, HH:MM"}}, "additionalProperties": false})
-        },
     },
     ToolSpec {
         name: "scan_inbox",
@@ -98,11 +89,6 @@ const TOOLS: &[ToolSpec] = &[
         description: "Scans the inbox (incrementally when possible) and triages every message: newsletter, notification, personal, other, with reasons.",
         mutation: false,
         idempotent: true,
-        schema: || {
-            json!({"type": "object", "properties": {
-            "query": {"type": "string", "description": "Gmail search query"},
-            "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "description": "messages listed (default 100)"}}, "additionalProperties": false})
-        },
     },
     ToolSpec {
         name: "list_unsubscribe_candidates",
@@ -110,7 +96,6 @@ const TOOLS: &[ToolSpec] = &[
         description: "Senders worth unsubscribing from, best first, with the method quietbox would use.",
         mutation: false,
         idempotent: true,
-        schema: no_args,
     },
     ToolSpec {
         name: "unsubscribe_history",
@@ -118,7 +103,6 @@ const TOOLS: &[ToolSpec] = &[
         description: "Every unsubscribe attempt and its result.",
         mutation: false,
         idempotent: true,
-        schema: || json!({"type": "object", "properties": {"sender": {"type": "string", "description": "only this sender"}}, "additionalProperties": false}),
     },
     ToolSpec {
         name: "unsubscribe",
@@ -126,20 +110,13 @@ const TOOLS: &[ToolSpec] = &[
         description: "Unsubscribes from a sender: RFC 8058 one-click, else mailto, else a recorded link. At most once per sender and list.",
         mutation: true,
         idempotent: true,
-        schema: || {
-            json!({"type": "object", "properties": {
-            "sender": {"type": "string", "description": "sender address"},
-            "candidate_id": {"type": "string", "description": "id from list_unsubscribe_candidates"},
-            "dry_run": {"type": "boolean", "description": "only say what would be done"}}, "additionalProperties": false})
-        },
     },
     ToolSpec {
         name: "send_unsubscribe_digest",
         operation: Operation::UnsubscribeDigest,
-        description: "Mails the owner a digest of candidates not sent before (send=false previews).",
+        description: "The digest of candidates not sent before: a preview, or mailed to the owner with send=true.",
         mutation: true,
         idempotent: false,
-        schema: || json!({"type": "object", "properties": {"send": {"type": "boolean", "description": "send the mail (default true)"}}, "additionalProperties": false}),
     },
     ToolSpec {
         name: "unsubscribe_compliance",
@@ -147,7 +124,6 @@ const TOOLS: &[ToolSpec] = &[
         description: "Whether unsubscribed senders stopped mailing: pending (inside the grace period), compliant, or violating with the count and the first and last violating dates.",
         mutation: false,
         idempotent: true,
-        schema: || json!({"type": "object", "properties": {"sender": {"type": "string", "description": "only this sender"}}, "additionalProperties": false}),
     },
     ToolSpec {
         name: "set_sender_decision",
@@ -155,12 +131,16 @@ const TOOLS: &[ToolSpec] = &[
         description: "Records keep (never a candidate again) or auto_archive (its mail leaves the inbox: a Gmail filter plus what is there now) for a sender.",
         mutation: true,
         idempotent: true,
-        schema: || {
-            json!({"type": "object", "properties": {
-            "sender": {"type": "string"}, "decision": {"type": "string", "enum": ["keep", "auto_archive"]}}, "required": ["sender", "decision"], "additionalProperties": false})
-        },
     },
 ];
+
+/// The name of the tool that runs `operation`, when one does (with every tool offered).
+pub fn tool_name(operation: Operation) -> Option<&'static str> {
+    TOOLS
+        .iter()
+        .find(|t| t.operation == operation)
+        .map(|t| t.name)
+}
 
 /// The MCP server: one per session, cheap to clone.
 #[derive(Clone)]
@@ -192,10 +172,9 @@ fn visible_tools(mutation_tools: bool) -> impl Iterator<Item = &'static ToolSpec
 }
 
 fn tool(spec: &ToolSpec) -> Tool {
-    let schema: JsonObject = match (spec.schema)() {
-        Value::Object(map) => map,
-        _ => JsonObject::new(),
-    };
+    // Generated from the operation's argument struct: the schema a client sees is the one
+    // `Args::parse` enforces.
+    let schema: JsonObject = operations::input_schema(spec.operation);
     let description = format!(
         "{} Requires scope {}.",
         spec.description,
@@ -213,12 +192,26 @@ fn tool(spec: &ToolSpec) -> Tool {
     )
 }
 
-fn failure(text: String) -> CallToolResult {
-    CallToolResult::error(vec![ContentBlock::text(text)])
+/// A refused or failed tool call: `isError`, the message as text, and in `structuredContent`
+/// the stable code (REST's problem+json `code` for the same failure), the message and, for bad
+/// arguments, the argument at fault.
+fn failure(code: ErrorCode, message: String, field: Option<&str>) -> CallToolResult {
+    let mut structured = json!({"code": code.name(), "message": message});
+    if let Some(field) = field {
+        structured["field"] = json!(field);
+    }
+    let mut result = CallToolResult::error(vec![ContentBlock::text(message)]);
+    result.structured_content = Some(structured);
+    result
 }
 
-/// What a tool's work gives: the result and its summary, or the message of a refusal.
-type Outcome = Result<(Value, String), String>;
+/// The tool result of an operation's error: its code, as REST's problem+json has it.
+fn refused(error: ApiError) -> CallToolResult {
+    failure(error.code, error.detail, None)
+}
+
+/// What a tool's work gives: the typed result, or the error with core's code.
+type Outcome = Result<Output, ApiError>;
 
 /// Runs a tool's work with its panics caught: a bug reachable from some input must still give
 /// the client an answer (rmcp runs each call in its own task, and a panicking task answers
@@ -269,29 +262,40 @@ impl ServerHandler for QuietboxMcp {
         let Some(spec) = self.visible().find(|t| t.name == request.name) else {
             return Err(McpError::invalid_params(
                 format!("unknown tool {:?}", request.name),
-                None,
+                Some(json!({"code": ErrorCode::NotFound.name()})),
             ));
         };
         let operation = spec.operation;
         let Some(principal) = self.principal(&context) else {
-            return Ok(failure("no authenticated principal for this call".into()).into());
+            return Ok(failure(
+                ErrorCode::Unauthenticated,
+                "no authenticated principal for this call".into(),
+                None,
+            )
+            .into());
         };
         // Over HTTP the admission gate answered 403 already; this is stdio's refusal (and the
         // HTTP one for a request the gate could not read).
         if !principal.scopes.contains(operation.scope()) {
-            return Ok(failure(format!(
+            let message = format!(
                 "insufficient_scope: {} needs scope {}",
                 spec.name,
                 operation.scope()
-            ))
-            .into());
+            );
+            return Ok(failure(ErrorCode::Forbidden, message, None).into());
         }
+        // The tool's typed arguments, as its inputSchema says: a violation names the argument.
+        let args = match Args::parse(
+            operation,
+            Value::Object(request.arguments.unwrap_or_default()),
+        ) {
+            Ok(args) => args,
+            Err(bad) => {
+                return Ok(failure(bad.code, bad.message, bad.field.as_deref()).into());
+            }
+        };
         if let Err(limited) = operations::admit(&self.app, &principal, operation).await {
-            return Ok(failure(limited.to_string()).into());
-        }
-        let mut args = Value::Object(request.arguments.unwrap_or_default());
-        if operation == Operation::UnsubscribeDigest && args.get("send").is_none() {
-            args["send"] = Value::Bool(true);
+            return Ok(refused(ApiError::from(limited)).into());
         }
         // Progress notifications go through one forwarding task that the call waits for, so
         // every notification reaches the client before the result.
@@ -315,24 +319,62 @@ impl ServerHandler for QuietboxMcp {
             Some(progress) => progress,
             None => &NoProgress,
         };
-        let outcome = guarded(
-            spec.name,
-            operations::execute(&self.app, &principal, operation.id(), &args, reporter),
-        )
-        .await;
+        let cx = Context {
+            app: &self.app,
+            principal: &principal,
+            progress: reporter,
+        };
+        let outcome = guarded(spec.name, args.run(cx)).await;
         drop(progress);
         if let Some(forwarder) = forwarder {
             let _ = forwarder.await;
         }
-        Ok(match outcome? {
-            Ok((result, summary)) => {
-                let mut done = CallToolResult::success(vec![ContentBlock::text(summary)]);
-                done.structured_content = Some(result);
-                done
-            }
-            Err(error) => failure(error),
+        let result = outcome?.and_then(|output| {
+            let json = output.to_json().map_err(|e| {
+                ApiError::new(ErrorCode::Internal, format!("cannot serialize: {e}"))
+            })?;
+            let mut done = CallToolResult::success(vec![ContentBlock::text(output.summary())]);
+            done.structured_content = Some(json);
+            Ok(done)
+        });
+        Ok(match result {
+            Ok(done) => done,
+            Err(error) => refused(error),
         }
         .into())
+    }
+
+    /// A `tools/call` rmcp could not read as one (its `arguments` not an object, its `name`
+    /// missing or not a string) arrives here: -32602 Invalid params, not -32601, since the
+    /// method exists. Any other unknown method is -32601.
+    async fn on_custom_request(
+        &self,
+        request: rmcp::model::CustomRequest,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::CustomResult, McpError> {
+        if request.method != "tools/call" {
+            return Err(McpError::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                request.method,
+                Some(json!({"code": ErrorCode::NotFound.name()})),
+            ));
+        }
+        let params = request.params.unwrap_or(Value::Null);
+        let (field, problem) = match params.get("name") {
+            _ if !params.is_object() => ("params", "must be an object"),
+            None => ("name", "is required"),
+            Some(name) if !name.is_string() => ("name", "must be a string"),
+            _ => match params.get("arguments") {
+                Some(arguments) if !arguments.is_object() && !arguments.is_null() => {
+                    ("arguments", "must be an object")
+                }
+                _ => ("params", "do not have the shape of tools/call"),
+            },
+        };
+        Err(McpError::invalid_params(
+            format!("tools/call: {field} {problem}"),
+            Some(json!({"code": ErrorCode::InvalidRequest.name(), "field": field})),
+        ))
     }
 }
 
@@ -647,6 +689,7 @@ pub async fn serve_stdio(app: App) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use quietbox_runtime::operations::HistoryList;
 
     #[tokio::test]
     async fn a_panicking_tool_is_answered_with_an_internal_error() {
@@ -654,7 +697,7 @@ mod tests {
             let minutes: i64 = "9223372036854775807".parse().unwrap();
             // chrono panics on a delta out of range: stands for any bug reachable from input.
             let _ = chrono::Duration::minutes(minutes);
-            Ok((Value::Null, String::new()))
+            Ok(Output::from(HistoryList { entries: vec![] }))
         })
         .await;
         let error = answer.expect_err("a panic is an internal error");
@@ -669,8 +712,15 @@ mod tests {
 
     #[tokio::test]
     async fn work_that_does_not_panic_passes_through() {
-        let answer = guarded("t", async { Err("refused".to_owned()) }).await;
-        assert_eq!(answer.ok(), Some(Err("refused".to_owned())));
+        let refusal = ApiError::new(ErrorCode::NotFound, "refused");
+        let answer = guarded("t", async { Err(refusal) }).await;
+        let Ok(Err(error)) = answer else {
+            panic!("the refusal passes through");
+        };
+        assert_eq!(
+            (error.code, error.detail.as_str()),
+            (ErrorCode::NotFound, "refused")
+        );
     }
 
     #[test]

@@ -36,22 +36,6 @@ fn rpc(id: u64, method: &str, params: Value) -> Value {
 const ALL_SCOPES: &str =
     "availability:read mail:scan unsubscribe:read unsubscribe:execute unsubscribe:digest";
 
-/// The SSE events of a streamed answer, parsed.
-async fn events(server: &binary::Server, auth: (&str, String), body: Value) -> Vec<Value> {
-    let response = reqwest::Client::new()
-        .post(server.url("/"))
-        .header(auth.0, auth.1)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let text = response.text().await.unwrap();
-    text.lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect()
-}
-
 #[tokio::test]
 async fn a_token_without_scope_cannot_list_read_or_cancel_the_owners_tasks() {
     let server = spawn(&[]);
@@ -250,33 +234,104 @@ async fn a_read_skill_gets_429_once_its_bucket_is_empty() {
 }
 
 #[tokio::test]
-async fn a_skill_that_panicked_leaves_no_task_working() {
-    // slot_minutes = i64::MAX made the availability skill panic; whether it panics or is
-    // refused, the task must end failed, never stay TASK_STATE_WORKING.
+async fn arguments_that_once_panicked_are_refused_before_any_task_naming_the_argument() {
+    // slot_minutes = i64::MAX made the availability skill panic; the typed arguments bound it
+    // first: -32602 naming slot_minutes, streamed or not, and no task is left behind.
     let server = spawn(&[]);
     let args =
         json!({"skill": "availability", "args": {"slot_minutes": 9_223_372_036_854_775_807_i64}});
-    let streamed = events(
+    // Refused before streaming starts: a JSON answer, not an event stream.
+    let (_, streamed) = call(
         &server,
         key(),
         json!({"jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage",
             "params": {"message": {"messageId": "p1", "role": "ROLE_USER", "parts": [{"data": args}]}}}),
     )
     .await;
-    let last = streamed.last().unwrap();
+    assert_eq!(streamed["error"]["code"], -32602, "{streamed}");
     assert_eq!(
-        last["result"]["statusUpdate"]["status"]["state"], "TASK_STATE_FAILED",
-        "{streamed:?}"
+        streamed["error"]["data"]["field"], "slot_minutes",
+        "{streamed}"
     );
-    let id = last["result"]["statusUpdate"]["taskId"].as_str().unwrap();
-    let (_, got) = call(&server, key(), rpc(2, "GetTask", json!({"id": id}))).await;
-    assert_eq!(got["result"]["status"]["state"], "TASK_STATE_FAILED");
     let (status, answer) = call(&server, key(), send(3, json!([{"data": args}]))).await;
     assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["error"]["code"], -32602, "{answer}");
     assert_eq!(
-        answer["result"]["task"]["status"]["state"],
-        "TASK_STATE_FAILED"
+        answer["error"]["data"]["code"], "invalid_request",
+        "{answer}"
     );
+    let (_, listed) = call(
+        &server,
+        key(),
+        json!({"jsonrpc": "2.0", "id": 4, "method": "ListTasks", "params": {}}),
+    )
+    .await;
+    assert_eq!(listed["result"]["tasks"], json!([]), "{listed}");
+}
+
+#[tokio::test]
+async fn bad_skill_arguments_are_invalid_params_naming_the_field() {
+    let server = spawn(&[]);
+    for (args, field, code) in [
+        (
+            json!({"skill": "scan_inbox", "args": {"limit": 5000}}),
+            "limit",
+            "invalid_request",
+        ),
+        (
+            json!({"skill": "scan_inbox", "args": {"limit": 1, "lmit": 2}}),
+            "lmit",
+            "malformed_body",
+        ),
+        (
+            json!({"skill": "unsubscribe_history", "args": {"sender": 7}}),
+            "sender",
+            "malformed_body",
+        ),
+        (
+            json!({"skill": "sender_decision", "args": {"sender": "a@b.example"}}),
+            "decision",
+            "malformed_body",
+        ),
+        (
+            json!({"skill": "unsubscribe_candidates", "args": [1]}),
+            "",
+            "invalid_request",
+        ),
+    ] {
+        let (status, answer) = call(&server, key(), send(1, json!([{"data": args}]))).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["error"]["code"], -32602, "{args}: {answer}");
+        assert_eq!(answer["error"]["data"]["code"], code, "{args}: {answer}");
+        if !field.is_empty() {
+            assert_eq!(answer["error"]["data"]["field"], field, "{args}: {answer}");
+            assert!(
+                answer["error"]["message"].as_str().unwrap().contains(field),
+                "{answer}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failed_task_carries_the_core_code_in_its_status_message() {
+    let server = spawn(&[]);
+    let (_, answer) = call(&server, key(), send(1, json!([{"data": {"skill": "unsubscribe", "args": {"sender": "nobody@nowhere.example"}}}]))).await;
+    let status = &answer["result"]["task"]["status"];
+    assert_eq!(status["state"], "TASK_STATE_FAILED", "{answer}");
+    assert_eq!(
+        status["message"]["parts"][1]["data"]["code"], "not_found",
+        "{answer}"
+    );
+    // JSON-RPC errors carry a code too.
+    let (_, missing) = call(
+        &server,
+        key(),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "GetTask", "params": {"id": "nope"}}),
+    )
+    .await;
+    assert_eq!(missing["error"]["code"], -32001);
+    assert_eq!(missing["error"]["data"]["code"], "not_found", "{missing}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -82,3 +82,31 @@ async fn a_decision_for_something_that_is_not_an_address_is_400() {
         assert_eq!(problem["code"], "invalid_request", "{path}: {problem}");
     }
 }
+
+#[tokio::test]
+async fn an_unknown_query_parameter_is_refused_naming_it() {
+    let server = spawn(&[]);
+    for (path, name) in [
+        ("/v1/unsubscribe/history?sendr=a%40b.example", "sendr"),
+        (
+            "/v1/unsubscribe/compliance?senders=a%40b.example",
+            "senders",
+        ),
+        ("/v1/availability?slot=60", "slot"),
+    ] {
+        let response = server
+            .client
+            .get(server.url(path))
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{path}");
+        let problem: Value = response.json().await.unwrap();
+        assert_eq!(problem["code"], "invalid_request", "{path}: {problem}");
+        assert!(
+            problem["detail"].as_str().unwrap_or("").contains(name),
+            "{path}: {problem}"
+        );
+    }
+}

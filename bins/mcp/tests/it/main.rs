@@ -7,6 +7,7 @@ mod hardening;
 mod rmcp_client;
 mod session_cap;
 mod startup_without_idp;
+mod typed_args;
 
 use quietbox_testkit::binary::{self, Server, with};
 use serde_json::{Value, json};

@@ -1,16 +1,28 @@
-//! Protocol-neutral operations for the JSON-RPC surfaces (A2A skills, MCP tools): one
-//! operation id plus JSON arguments in, the REST API's JSON plus a one-line summary out.
-//! Written once so the two protocols cannot drift apart.
+//! The one table of operations the three protocols offer: [`Operation`] names each (id, scope,
+//! rate-limit budget), [`args`] holds its typed, validated arguments, [`output`] its typed
+//! result, and [`run`] executes it. REST, A2A and MCP each build the argument struct from their
+//! own wire form and convert the result and the [`ApiError`] (core's error code) to theirs, so
+//! bounds, defaults and error codes cannot drift between them.
 
-use chrono::{NaiveTime, Utc};
+use std::future::Future;
+
+use chrono::Utc;
 use quietbox_auth::Principal;
-use quietbox_core::availability::{AvailabilityQuery, WorkingHours};
 use quietbox_core::ports::ScanProgress;
-use quietbox_core::service::{ScanOptions, UnsubscribeRequest, UnsubscribeTargetRef};
-use quietbox_core::store::Decision;
-use serde_json::{Value, json};
+use quietbox_core::service::{ScanOptions, UnsubscribeRequest};
+use serde_json::Value;
 
+use crate::problem::ApiError;
 use crate::wiring::App;
+
+pub mod args;
+pub mod output;
+
+pub use args::{
+    ArgError, AvailabilityArgs, CandidatesArgs, ComplianceArgs, DigestArgs, HistoryArgs,
+    OperationArgs, ScanArgs, SenderDecisionArgs, SenderViewArgs, UnsubscribeArgs, parse,
+};
+pub use output::{CandidateList, HistoryList, Output};
 
 /// How much a call may cost a tenant's budget: every operation takes one token from the
 /// bucket of its [`Operation::limit_key`]; the class decides the bucket's size
@@ -143,188 +155,209 @@ pub async fn admit(
         .await
 }
 
-/// A string argument.
-pub fn arg_str<'a>(args: &'a Value, key: &str) -> Option<&'a str> {
-    args.get(key).and_then(Value::as_str)
+/// What an operation runs with: the app, the caller, and where scan progress goes.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    /// The wired app.
+    pub app: &'a App,
+    /// The caller (scope and rate limit already checked).
+    pub principal: &'a Principal,
+    /// Scan progress (A2A streams it, MCP notifies it).
+    pub progress: &'a dyn ScanProgress,
 }
 
-/// Runs `operation` (an A2A skill id) with JSON `args`: `Ok((result, one-line summary))` or
-/// `Err(message)`. Scope and rate-limit checks are the caller's, before this.
-pub async fn execute(
-    app: &App,
-    principal: &Principal,
-    operation: &str,
-    args: &Value,
-    progress: &dyn ScanProgress,
-) -> Result<(Value, String), String> {
-    let q = &app.quietbox;
-    match operation {
-        "availability" => {
-            let now = Utc::now();
-            let parse_time = |k: &str| {
-                arg_str(args, k)
-                    .map(|t| {
-                        chrono::DateTime::parse_from_rfc3339(t)
-                            .map(|d| d.to_utc())
-                            .map_err(|e| format!("{k}: {e}"))
-                    })
-                    .transpose()
-            };
-            let start = parse_time("start")?;
-            let end = parse_time("end")?;
-            let tz: chrono_tz::Tz = match arg_str(args, "tz") {
-                None => app.settings.digest_tz,
-                Some(tz_name) => tz_name
-                    .parse()
-                    .map_err(|_| format!("tz {tz_name:?} is not an IANA time zone"))?,
-            };
-            let defaults = WorkingHours::default();
-            let time = |k: &str, d: NaiveTime| {
-                arg_str(args, k)
-                    .map(|t| NaiveTime::parse_from_str(t, "%H:%M").map_err(|e| format!("{k}: {e}")))
-                    .transpose()
-                    .map(|t| t.unwrap_or(d))
-            };
-            let hours = WorkingHours {
-                start: time("day_start", defaults.start)?,
-                end: time("day_end", defaults.end)?,
-                ..defaults
-            };
-            let slot_minutes = match args.get("slot_minutes") {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(v.as_i64().ok_or_else(|| {
-                    format!("slot_minutes must be a whole number of minutes, not {v}")
-                })?),
-            };
-            // Checked and bounded in core (window near now, slot_minutes 5..=1440).
-            let query = AvailabilityQuery::from_request(now, start, end, slot_minutes, hours, tz)
-                .map_err(|e| e.to_string())?;
-            let result = q.availability(query).await.map_err(|e| e.to_string())?;
-            let summary = format!(
-                "{} free slots, {} busy intervals",
-                result.slots.len(),
-                result.busy.len()
-            );
-            Ok((to_json(&result), summary))
-        }
-        "scan_inbox" => {
-            let options = ScanOptions {
-                query: arg_str(args, "query").map(str::to_owned),
-                since: None,
-                limit: args.get("limit").and_then(Value::as_u64).unwrap_or(100) as usize,
-            };
-            let report = q.scan(options, progress).await.map_err(|e| e.to_string())?;
-            let c = &report.classes;
-            let summary = format!(
-                "{} messages: {} newsletters, {} notifications, {} personal, {} other",
-                report.total, c.newsletter, c.notification, c.personal, c.other
-            );
-            Ok((to_json(&report), summary))
-        }
-        "unsubscribe_candidates" => {
-            let candidates = q.candidates().await.map_err(|e| e.to_string())?;
-            let summary = format!("{} candidates", candidates.len());
-            Ok((json!({ "candidates": to_json(&candidates) }), summary))
-        }
-        "unsubscribe_history" => {
-            let entries = q
-                .history(arg_str(args, "sender"))
-                .await
-                .map_err(|e| e.to_string())?;
-            let summary = format!("{} entries", entries.len());
-            Ok((json!({ "entries": to_json(&entries) }), summary))
-        }
-        "unsubscribe" => {
-            let target = match (arg_str(args, "sender"), arg_str(args, "candidate_id")) {
-                (Some(sender), None) => UnsubscribeTargetRef::Sender(sender.to_owned()),
-                (None, Some(id)) => UnsubscribeTargetRef::Candidate(id.to_owned()),
-                _ => return Err("give exactly one of args.sender and args.candidate_id".into()),
-            };
-            let dry_run = args
-                .get("dry_run")
-                .and_then(Value::as_bool)
-                .unwrap_or(false);
-            let outcome = q
-                .unsubscribe(UnsubscribeRequest {
-                    target,
-                    dry_run,
-                    actor: principal.subject.clone(),
-                })
-                .await
-                .map_err(|e| e.to_string())?;
-            let summary = format!(
-                "{}: {:?} via {}",
-                outcome.sender,
-                outcome.result,
-                outcome.method.as_str()
-            )
-            .to_lowercase();
-            Ok((to_json(&outcome), summary))
-        }
-        "unsubscribe_digest" => {
-            let send = args.get("send").and_then(Value::as_bool).unwrap_or(false);
-            let outcome = q.digest(send).await.map_err(|e| e.to_string())?;
-            let summary = format!(
-                "{} new candidates; {}",
-                outcome.candidates.len(),
-                if outcome.sent {
-                    "digest sent"
-                } else {
-                    "not sent"
-                }
-            );
-            Ok((to_json(&outcome), summary))
-        }
-        "sender_decision" => {
-            let sender = arg_str(args, "sender").ok_or("args.sender is required")?;
-            let decision = match arg_str(args, "decision") {
-                Some("keep") => Decision::Keep,
-                Some("auto_archive") => Decision::AutoArchive,
-                other => {
-                    return Err(format!(
-                        "args.decision must be keep or auto_archive, not {other:?}"
-                    ));
-                }
-            };
-            let outcome = q
-                .set_decision(sender, decision, &principal.subject)
-                .await
-                .map_err(|e| e.to_string())?;
-            let mut summary = format!(
-                "{}: {}",
-                outcome.decision.sender,
-                outcome.decision.decision.as_str()
-            );
-            if let Some(archive) = &outcome.archive {
-                let verb = if archive.applied {
-                    "taken out of the inbox"
-                } else {
-                    "would leave the inbox (reported only)"
-                };
-                summary.push_str(&format!("; {} messages {verb}", archive.message_ids.len()));
-            }
-            Ok((to_json(&outcome), summary))
-        }
-        "unsubscribe_compliance" => {
-            let mut report = q.compliance().await.map_err(|e| e.to_string())?;
-            if let Some(sender) = arg_str(args, "sender") {
-                report = report.for_sender(sender);
-            }
-            let s = &report.summary;
-            let summary = format!(
-                "{} unsubscribes watched: {} violating, {} pending, {} compliant",
-                report.entries.len(),
-                s.violating,
-                s.pending,
-                s.compliant
-            );
-            Ok((to_json(&report), summary))
-        }
-        other => Err(format!("operation {other} does not exist")),
+/// Runs one operation's use case with already validated arguments.
+pub trait Execute: OperationArgs {
+    /// The typed result.
+    type Output: serde::Serialize + Into<Output> + Send;
+    /// Calls the use case; core's errors keep their code.
+    fn execute(
+        self,
+        cx: Context<'_>,
+    ) -> impl Future<Output = Result<Self::Output, ApiError>> + Send;
+}
+
+/// Validates `args`, then runs its operation: the typed result, or an error carrying core's code.
+/// Scope and rate-limit checks are the caller's, before this ([`admit`]).
+pub async fn run<A: Execute>(cx: Context<'_>, args: A) -> Result<A::Output, ApiError> {
+    args.validate()?;
+    args.execute(cx).await
+}
+
+impl Execute for AvailabilityArgs {
+    type Output = quietbox_core::availability::Availability;
+    async fn execute(self, cx: Context<'_>) -> Result<Self::Output, ApiError> {
+        let query = self.query(Utc::now(), cx.app.settings.digest_tz)?;
+        Ok(cx.app.quietbox.availability(query).await?)
     }
 }
 
-/// Results as the same JSON the REST API returns.
-pub fn to_json<T: serde::Serialize>(value: &T) -> Value {
-    serde_json::to_value(value).unwrap_or(Value::Null)
+impl Execute for ScanArgs {
+    type Output = quietbox_core::service::ScanReport;
+    async fn execute(self, cx: Context<'_>) -> Result<Self::Output, ApiError> {
+        let limit = self.limit();
+        let options = ScanOptions {
+            query: self.query,
+            since: self.since,
+            limit,
+        };
+        Ok(cx.app.quietbox.scan(options, cx.progress).await?)
+    }
+}
+
+impl Execute for CandidatesArgs {
+    type Output = CandidateList;
+    async fn execute(self, cx: Context<'_>) -> Result<Self::Output, ApiError> {
+        Ok(CandidateList {
+            candidates: cx.app.quietbox.shared_candidates().await?,
+        })
+    }
+}
+
+impl Execute for HistoryArgs {
+    type Output = HistoryList;
+    async fn execute(self, cx: Context<'_>) -> Result<Self::Output, ApiError> {
+        Ok(HistoryList {
+            entries: cx.app.quietbox.history(self.sender.as_deref()).await?,
+        })
+    }
+}
+
+impl Execute for UnsubscribeArgs {
+    type Output = quietbox_core::service::UnsubscribeOutcome;
+    async fn execute(self, cx: Context<'_>) -> Result<Self::Output, ApiError> {
+        let request = UnsubscribeRequest {
+            target: self.target()?,
+            dry_run: self.dry_run,
+            actor: cx.principal.subject.clone(),
+        };
+        Ok(cx.app.quietbox.unsubscribe(request).await?)
+    }
+}
+
+impl Execute for DigestArgs {
+    type Output = quietbox_core::service::DigestOutcome;
+    async fn execute(self, cx: Context<'_>) -> Result<Self::Output, ApiError> {
+        Ok(cx.app.quietbox.digest(self.send).await?)
+    }
+}
+
+impl Execute for SenderDecisionArgs {
+    type Output = quietbox_core::service::DecisionOutcome;
+    async fn execute(self, cx: Context<'_>) -> Result<Self::Output, ApiError> {
+        let decision = self.decision()?;
+        Ok(cx
+            .app
+            .quietbox
+            .set_decision(&self.sender, decision, &cx.principal.subject)
+            .await?)
+    }
+}
+
+impl Execute for ComplianceArgs {
+    type Output = quietbox_core::compliance::ComplianceReport;
+    async fn execute(self, cx: Context<'_>) -> Result<Self::Output, ApiError> {
+        let report = cx.app.quietbox.compliance().await?;
+        Ok(match self.sender {
+            Some(sender) => report.for_sender(&sender),
+            None => report,
+        })
+    }
+}
+
+impl Execute for SenderViewArgs {
+    type Output = quietbox_core::service::SenderView;
+    async fn execute(self, cx: Context<'_>) -> Result<Self::Output, ApiError> {
+        Ok(cx.app.quietbox.sender(&self.address).await?)
+    }
+}
+
+macro_rules! operation_table {
+    ($($op:ident => $args:ty),* $(,)?) => {
+        /// The validated arguments of any one operation (what A2A and MCP dispatch on).
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub enum Args {
+            $(
+                #[doc = concat!("[`Operation::", stringify!($op), "`].")]
+                $op($args),
+            )*
+        }
+
+        impl Args {
+            /// The operation.
+            pub fn operation(&self) -> Operation {
+                match self { $(Args::$op(_) => Operation::$op,)* }
+            }
+
+            /// `operation`'s arguments from JSON (`null` is none), validated.
+            pub fn parse(operation: Operation, value: Value) -> Result<Args, ArgError> {
+                match operation { $(Operation::$op => parse::<$args>(value).map(Args::$op),)* }
+            }
+
+            /// The JSON of `operation`'s minimal valid arguments ([`OperationArgs::example`]).
+            pub fn example(operation: Operation) -> Value {
+                match operation {
+                    $(Operation::$op => serde_json::to_value(<$args>::example()).unwrap_or(Value::Null),)*
+                }
+            }
+
+            /// Runs the operation ([`run`]).
+            pub async fn run(self, cx: Context<'_>) -> Result<Output, ApiError> {
+                match self { $(Args::$op(args) => run(cx, args).await.map(Output::from),)* }
+            }
+        }
+
+        /// The JSON Schema of `operation`'s arguments, generated from its struct: what MCP
+        /// publishes as the tool's `inputSchema`, and exactly what [`Args::parse`] enforces.
+        #[cfg(feature = "json-schema")]
+        pub fn input_schema(operation: Operation) -> serde_json::Map<String, Value> {
+            let schema = match operation { $(Operation::$op => schemars::schema_for!($args),)* };
+            match serde_json::to_value(schema) {
+                Ok(Value::Object(map)) => map,
+                _ => serde_json::Map::new(),
+            }
+        }
+    };
+}
+
+operation_table! {
+    Availability => AvailabilityArgs,
+    ScanInbox => ScanArgs,
+    UnsubscribeCandidates => CandidatesArgs,
+    UnsubscribeHistory => HistoryArgs,
+    Unsubscribe => UnsubscribeArgs,
+    UnsubscribeDigest => DigestArgs,
+    SenderDecision => SenderDecisionArgs,
+    UnsubscribeCompliance => ComplianceArgs,
+    SenderView => SenderViewArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operations_example_is_valid_and_its_own() {
+        for operation in Operation::ALL {
+            let example = Args::example(operation);
+            let args = Args::parse(operation, example.clone())
+                .unwrap_or_else(|e| panic!("{}: {e}", operation.id()));
+            assert_eq!(args.operation(), operation, "{example}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_property_is_refused_for_every_operation() {
+        for operation in Operation::ALL {
+            let mut example = Args::example(operation);
+            example["surprise"] = Value::Bool(true);
+            let error = Args::parse(operation, example).unwrap_err();
+            assert_eq!(
+                error.field.as_deref(),
+                Some("surprise"),
+                "{}",
+                operation.id()
+            );
+        }
+    }
 }
