@@ -10,6 +10,7 @@ mod input_bounds;
 mod operations;
 mod protocol_parity;
 mod routes;
+mod scope_matrix;
 mod secrets_and_state;
 mod startup_without_google;
 mod surfaces;
