@@ -252,6 +252,7 @@ mod tests {
         assert!(message.contains("https"), "{message}");
     }
 
+    #[cfg(feature = "jwks")]
     #[test]
     fn a_configured_proxy_must_be_a_url() {
         assert!(client(None).is_ok());
