@@ -164,6 +164,7 @@ fn check_near(now: DateTime<Utc>, field: &str, value: DateTime<Utc>) -> Result<(
 }
 
 /// The answer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Availability {
     /// Busy intervals inside the window, merged and sorted.

@@ -12,6 +12,7 @@ use crate::senders::SenderStats;
 use crate::store::UnsubscribeMethod;
 
 /// One ranked candidate.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
     /// Stable id: the same sender and list always get the same id.

@@ -27,6 +27,7 @@ use crate::store::{
 };
 
 /// `UNSUBSCRIBE_ENFORCE`: what happens to violating senders.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Enforcement {
@@ -38,6 +39,7 @@ pub enum Enforcement {
 }
 
 /// Where one watched unsubscribe stands.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ComplianceStatus {
@@ -61,6 +63,7 @@ impl ComplianceStatus {
 }
 
 /// The compliance of one unsubscribed sender/list.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComplianceEntry {
     /// Lower-cased sender address.
@@ -98,6 +101,7 @@ impl ComplianceEntry {
 }
 
 /// Entries per status.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComplianceSummary {
     /// Inside the grace period.
@@ -109,6 +113,7 @@ pub struct ComplianceSummary {
 }
 
 /// The compliance report.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ComplianceReport {
     /// The clock's time when it was computed.

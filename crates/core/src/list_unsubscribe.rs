@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// One way to unsubscribe, as a list offers it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum UnsubscribeTarget {
@@ -57,6 +58,7 @@ impl UnsubscribeTarget {
 }
 
 /// Everything a message says about unsubscribing.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnsubscribeOptions {
     /// Targets in header order.

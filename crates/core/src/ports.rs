@@ -155,6 +155,7 @@ impl ProviderError {
 }
 
 /// What [`MailProvider::auto_archive`] did.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArchiveOutcome {
     /// Whether the mailbox was changed. `false` for the local provider, which only reports what it
@@ -226,6 +227,7 @@ pub trait MailProvider: Send + Sync + 'static {
 }
 
 /// One busy interval of a calendar.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct BusyInterval {
     /// Start (inclusive).

@@ -12,6 +12,7 @@ use crate::store::UnsubscribeMethod;
 use crate::triage::{self, Class};
 
 /// What quietbox knows about one sender.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SenderStats {
     /// Lower-cased address.

@@ -68,6 +68,7 @@ impl StateError {
 }
 
 /// How an unsubscribe was (or would be) carried out.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UnsubscribeMethod {
@@ -91,6 +92,7 @@ impl UnsubscribeMethod {
 }
 
 /// The state of one sender+list unsubscribe.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UnsubscribeStatus {
@@ -103,6 +105,7 @@ pub enum UnsubscribeStatus {
 }
 
 /// Identifies one subscription: a sender address and, when the mail carried one, its `List-Id`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SubscriptionKey {
     /// Lower-cased sender address.
@@ -112,6 +115,7 @@ pub struct SubscriptionKey {
 }
 
 /// One attempt to unsubscribe, successful or not.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnsubscribeAttempt {
     /// Which subscription.
@@ -131,6 +135,7 @@ pub struct UnsubscribeAttempt {
 }
 
 /// The current state of one subscription's unsubscribe, with every attempt made.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnsubscribeEntry {
     /// Which subscription.
@@ -314,6 +319,7 @@ pub struct IdempotencyRecord {
 }
 
 /// The owner's decision about a sender.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
@@ -337,6 +343,7 @@ impl Decision {
 }
 
 /// A recorded [`Decision`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SenderDecision {
     /// Lower-cased sender address.

@@ -10,6 +10,7 @@ use crate::store::{Decision, SenderDecision, SubscriptionKey};
 
 /// What quietbox knows of one sender: aggregates of its mail, the owner's decision, and the
 /// compliance of every unsubscribe from it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SenderView {
     /// Aggregates of its mail (flattened: `address`, `count`, `unread_ratio`...).
@@ -22,6 +23,7 @@ pub struct SenderView {
 }
 
 /// The answer to [`Quietbox::set_decision`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DecisionOutcome {
     /// The recorded decision (flattened: `sender`, `decision`, `actor`, `decided_at`).

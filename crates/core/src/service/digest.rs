@@ -13,6 +13,7 @@ use crate::digest;
 use crate::store::SentLink;
 
 /// The result of a digest run.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DigestOutcome {
     /// Candidates not sent before (the digest's content).

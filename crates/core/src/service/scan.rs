@@ -23,6 +23,7 @@ pub struct ScanOptions {
 }
 
 /// One triaged message.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TriagedMessage {
     /// Provider id.
@@ -40,6 +41,7 @@ pub struct TriagedMessage {
 }
 
 /// Messages per class.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClassCounts {
     /// Newsletters.
@@ -53,6 +55,7 @@ pub struct ClassCounts {
 }
 
 /// The result of a scan.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScanReport {
     /// Messages known after the scan.

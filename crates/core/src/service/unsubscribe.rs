@@ -35,6 +35,7 @@ pub struct UnsubscribeRequest {
 }
 
 /// What happened.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UnsubscribeResult {
@@ -51,6 +52,7 @@ pub enum UnsubscribeResult {
 }
 
 /// The answer to an unsubscribe request.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnsubscribeOutcome {
     /// Sender address.

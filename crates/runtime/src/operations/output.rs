@@ -20,8 +20,10 @@ use super::Operation;
 /// The ranked candidates, serialized as `{"candidates": [...]}`. Core shares one `Arc` while the
 /// ranking is unchanged.
 #[derive(Debug, Clone)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CandidateList {
     /// Best first.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Candidate>))]
     pub candidates: Arc<Vec<Candidate>>,
 }
 
@@ -35,6 +37,7 @@ impl Serialize for CandidateList {
 
 /// The unsubscribe history, serialized as `{"entries": [...]}`.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryList {
     /// Every attempt.
     pub entries: Vec<UnsubscribeEntry>,
