@@ -142,3 +142,8 @@ mod quietbox_scopes;
 pub use quietbox_scopes::{
     AuthError, Authenticator, Principal, RateLimiter, Scope, ScopeSet, UnknownScope, scope,
 };
+
+// The README's examples compile and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
