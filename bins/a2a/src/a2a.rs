@@ -26,7 +26,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -55,6 +55,7 @@ mod codes {
     pub const INTERNAL: i64 = -32603;
     pub const TASK_NOT_FOUND: i64 = -32001;
     pub const TASK_NOT_CANCELABLE: i64 = -32002;
+    pub const PUSH_NOT_SUPPORTED: i64 = -32003;
     pub const UNSUPPORTED_OPERATION: i64 = -32004;
     pub const VERSION_NOT_SUPPORTED: i64 = -32009;
 }
@@ -332,7 +333,7 @@ async fn rpc(
 ) -> Response {
     if let Some(version) = headers.get("a2a-version").and_then(|v| v.to_str().ok()) {
         let v = version.trim();
-        if !(v == "1.0" || v == "1" || v.is_empty()) {
+        if !version_supported(v) {
             return axum::Json(rpc_error(
                 &Value::Null,
                 codes::VERSION_NOT_SUPPORTED,
@@ -376,10 +377,20 @@ async fn rpc(
         }
         let mut answers = Vec::new();
         for request in batch {
-            let id = request.get("id").cloned().unwrap_or(Value::Null);
+            let notification = is_notification(&request);
+            let id = match request_id(&request) {
+                Ok(id) => id,
+                Err(error) => {
+                    answers.push(error.to_json(&Value::Null));
+                    continue;
+                }
+            };
             if let Some(method @ ("SendStreamingMessage" | "SubscribeToTask")) =
                 request.get("method").and_then(Value::as_str)
             {
+                if notification {
+                    continue;
+                }
                 answers.push(rpc_error(
                     &id,
                     codes::INVALID_REQUEST,
@@ -387,7 +398,11 @@ async fn rpc(
                 ));
                 continue;
             }
-            match dispatch(&app, &principal, &url, &request).await {
+            let answer = dispatch(&app, &principal, &url, &request).await;
+            if notification {
+                continue;
+            }
+            match answer {
                 Ok(result) => answers.push(rpc_result(&id, result)),
                 Err(Failure::Rpc(error)) => answers.push(error.to_json(&id)),
                 Err(Failure::Auth(error)) => {
@@ -400,9 +415,26 @@ async fn rpc(
                 }
             }
         }
+        if answers.is_empty() {
+            return StatusCode::NO_CONTENT.into_response();
+        }
         return axum::Json(Value::Array(answers)).into_response();
     }
-    let id = parsed.get("id").cloned().unwrap_or(Value::Null);
+    let id = match request_id(&parsed) {
+        Ok(id) => id,
+        Err(error) => return axum::Json(error.to_json(&Value::Null)).into_response(),
+    };
+    // A notification (no `id`) is run, and never answered (JSON-RPC 2.0 §4.1); a stream has
+    // no one to stream to.
+    if is_notification(&parsed) {
+        if !matches!(
+            parsed.get("method").and_then(Value::as_str),
+            Some("SendStreamingMessage" | "SubscribeToTask")
+        ) {
+            let _ = dispatch(&app, &principal, &url, &parsed).await;
+        }
+        return StatusCode::NO_CONTENT.into_response();
+    }
     let streamed = match parsed.get("method").and_then(Value::as_str) {
         Some("SendStreamingMessage") => Some(stream(&app, &principal, &parsed).await),
         Some("SubscribeToTask") => Some(subscribe(&app, &principal, &parsed).await),
@@ -419,6 +451,35 @@ async fn rpc(
         Ok(result) => axum::Json(rpc_result(&id, result)).into_response(),
         Err(Failure::Rpc(error)) => axum::Json(error.to_json(&id)).into_response(),
         Err(Failure::Auth(error)) => refuse(&app, error),
+    }
+}
+
+/// Whether an A2A-Version header value is one this agent speaks: 1.0, any 1.0 patch, or 1.
+fn version_supported(version: &str) -> bool {
+    let mut parts = version.split('.');
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(""), None, None, None) | (Some("1"), None, None, None) => true,
+        (Some("1"), Some("0"), patch, None) => {
+            patch.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        }
+        _ => false,
+    }
+}
+
+/// A request object without an `id` member: a JSON-RPC notification.
+fn is_notification(request: &Value) -> bool {
+    request.as_object().is_some_and(|o| !o.contains_key("id"))
+}
+
+/// The request's id: a string, a number or null (JSON-RPC 2.0 §4); anything else is -32600.
+fn request_id(request: &Value) -> Result<Value, RpcError> {
+    match request.get("id") {
+        None => Ok(Value::Null),
+        Some(id @ (Value::String(_) | Value::Number(_) | Value::Null)) => Ok(id.clone()),
+        Some(_) => Err(RpcError::new(
+            codes::INVALID_REQUEST,
+            "Invalid Request: id must be a string, a number or null",
+        )),
     }
 }
 
@@ -461,11 +522,26 @@ async fn dispatch(
         }
         "GetTask" => {
             let id = task_id_param(&params, method)?;
-            Ok(visible_task(app, principal, id).await?.payload)
+            let history_length = history_length_param(&params)?;
+            let mut task = visible_task(app, principal, id).await?.payload;
+            trim_history(&mut task, history_length);
+            Ok(task)
         }
         "ListTasks" => list_tasks(app, principal, &params).await,
         "CancelTask" => cancel_task(app, principal, &params).await,
         "GetExtendedAgentCard" => Ok(agent_card(app, url)),
+        // The card says `pushNotifications: false`: clients learn progress by streaming,
+        // SubscribeToTask or polling GetTask.
+        "CreateTaskPushNotificationConfig"
+        | "GetTaskPushNotificationConfig"
+        | "ListTaskPushNotificationConfig"
+        | "ListTaskPushNotificationConfigs"
+        | "DeleteTaskPushNotificationConfig" => Err(Failure::rpc(
+            codes::PUSH_NOT_SUPPORTED,
+            format!(
+                "{method}: push notifications are not supported (the card says pushNotifications: false); stream, SubscribeToTask or poll GetTask"
+            ),
+        )),
         other => Err(Failure::rpc(
             codes::METHOD_NOT_FOUND,
             format!("Method not found: {other}"),
@@ -520,10 +596,146 @@ async fn visible_task(app: &App, principal: &Principal, id: &str) -> Result<Task
     Ok(record)
 }
 
+/// `params.historyLength`: absent, or an integer ≥ 0 (-32602 otherwise).
+fn history_length_param(params: &Value) -> Result<Option<usize>, Failure> {
+    match params.get("historyLength") {
+        None | Some(Value::Null) => Ok(None),
+        Some(n) => n
+            .as_u64()
+            .map(|n| Some(usize::try_from(n).unwrap_or(usize::MAX)))
+            .ok_or_else(|| {
+                invalid_field(
+                    "historyLength",
+                    format!("params.historyLength must be an integer of at least 0, not {n}"),
+                )
+            }),
+    }
+}
+
+/// Keeps the last `keep` messages of the task's history (A2A 1.0: 0 keeps none).
+fn trim_history(task: &mut Value, keep: Option<usize>) {
+    if let (Some(keep), Some(Value::Array(history))) = (keep, task.get_mut("history")) {
+        let drop = history.len().saturating_sub(keep);
+        history.drain(..drop);
+    }
+}
+
+/// The task states of A2A 1.0, in the protocol buffers' order (the enum's numbers).
+const TASK_STATES: &[&str] = &[
+    "TASK_STATE_UNSPECIFIED",
+    "TASK_STATE_SUBMITTED",
+    "TASK_STATE_WORKING",
+    "TASK_STATE_COMPLETED",
+    "TASK_STATE_FAILED",
+    "TASK_STATE_CANCELED",
+    "TASK_STATE_INPUT_REQUIRED",
+    "TASK_STATE_REJECTED",
+    "TASK_STATE_AUTH_REQUIRED",
+];
+
+/// The page size ListTasks allows (A2A 1.0: 1 to 100).
+const PAGE_SIZES: std::ops::RangeInclusive<u64> = 1..=100;
+
+/// ListTasks' validated filters.
+struct ListParams {
+    state: Option<String>,
+    page_size: usize,
+    history_length: Option<usize>,
+    include_artifacts: bool,
+    after: Option<chrono::DateTime<Utc>>,
+}
+
+/// Validates ListTasks' `pageSize` (1 to 100), `historyLength` (≥ 0), `status` (a task state,
+/// by name or number) and `statusTimestampAfter` (RFC 3339): -32602 naming the field.
+fn list_params(params: &Value) -> Result<ListParams, Failure> {
+    let page_size = match params.get("pageSize") {
+        None | Some(Value::Null) => 0,
+        Some(n) => match n.as_u64().filter(|n| PAGE_SIZES.contains(n)) {
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            None => {
+                return Err(invalid_field(
+                    "pageSize",
+                    format!("params.pageSize must be an integer from 1 to 100, not {n}"),
+                ));
+            }
+        },
+    };
+    let state = match params.get("status") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if TASK_STATES.contains(&s.as_str()) => Some(s.clone()),
+        Some(Value::Number(n))
+            if n.as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .is_some_and(|n| n < TASK_STATES.len()) =>
+        {
+            n.as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .and_then(|n| TASK_STATES.get(n))
+                .map(|s| (*s).to_owned())
+        }
+        Some(other) => {
+            return Err(invalid_field(
+                "status",
+                format!(
+                    "params.status must be one of {}, not {other}",
+                    TASK_STATES.join(", ")
+                ),
+            ));
+        }
+    }
+    .filter(|s| s != "TASK_STATE_UNSPECIFIED");
+    let after = match params.get("statusTimestampAfter") {
+        None | Some(Value::Null) => None,
+        Some(t) => Some(
+            t.as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+                .ok_or_else(|| {
+                    invalid_field(
+                        "statusTimestampAfter",
+                        format!(
+                            "params.statusTimestampAfter must be an RFC 3339 timestamp, not {t}"
+                        ),
+                    )
+                })?,
+        ),
+    };
+    let include_artifacts = match params.get("includeArtifacts") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(invalid_field(
+                "includeArtifacts",
+                format!("params.includeArtifacts must be a boolean, not {other}"),
+            ));
+        }
+    };
+    Ok(ListParams {
+        state,
+        page_size,
+        history_length: history_length_param(params)?,
+        include_artifacts,
+        after,
+    })
+}
+
+/// Whether the task's status changed after `after` (its status timestamp; a task without one
+/// counts by its last update).
+fn status_after(record: &TaskRecord, after: chrono::DateTime<Utc>) -> bool {
+    record.payload["status"]["timestamp"]
+        .as_str()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map_or(record.updated_at, |t| t.with_timezone(&Utc))
+        > after
+}
+
 /// `ListTasks`: the caller's tasks of the skills whose scopes it holds. Artifacts only with
 /// `includeArtifacts: true` and the last `historyLength` messages of each history (A2A 1.0), so
-/// that a page stays small.
+/// that a page stays small. `statusTimestampAfter` keeps the tasks whose status changed after
+/// it: since pages run newest update first, those are a prefix of the list, so a page that
+/// reaches past it is the last, and `totalSize` counts the prefix.
 async fn list_tasks(app: &App, principal: &Principal, params: &Value) -> Result<Value, Failure> {
+    let list = list_params(params)?;
     let readable: Vec<String> = SKILLS
         .iter()
         .filter(|s| principal.scopes.contains(s.scope()))
@@ -533,16 +745,10 @@ async fn list_tasks(app: &App, principal: &Principal, params: &Value) -> Result<
         context_id: params
             .get("contextId")
             .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
             .map(str::to_owned),
-        state: params
-            .get("status")
-            .and_then(Value::as_str)
-            .filter(|s| *s != "TASK_STATE_UNSPECIFIED")
-            .map(str::to_owned),
-        page_size: params
-            .get("pageSize")
-            .and_then(Value::as_u64)
-            .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+        state: list.state.clone(),
+        page_size: list.page_size,
         page_token: params
             .get("pageToken")
             .and_then(Value::as_str)
@@ -552,36 +758,50 @@ async fn list_tasks(app: &App, principal: &Principal, params: &Value) -> Result<
         // Every skill readable: no filter, so tasks stored before skills were recorded show too.
         skills: (readable.len() < SKILLS.len()).then_some(readable),
     };
-    let include_artifacts = params
-        .get("includeArtifacts")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
-    let history_length = params
-        .get("historyLength")
-        .and_then(Value::as_u64)
-        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
-    let page = app
+    let total_query = list.after.map(|_| TaskQuery {
+        page_size: 100,
+        page_token: None,
+        ..query.clone()
+    });
+    let mut page = app
         .state
         .list_tasks(query)
         .await
         .map_err(|e| Failure::rpc(codes::INVALID_PARAMS, e.to_string()))?;
+    if let (Some(after), Some(mut total_query)) = (list.after, total_query) {
+        let before = page.tasks.len();
+        page.tasks.retain(|t| status_after(t, after));
+        if page.tasks.len() < before {
+            page.next_page_token = None;
+        }
+        let mut total = 0;
+        loop {
+            let scan = app
+                .state
+                .list_tasks(total_query.clone())
+                .await
+                .map_err(|e| Failure::rpc(codes::INVALID_PARAMS, e.to_string()))?;
+            let newer = scan.tasks.iter().filter(|t| status_after(t, after)).count();
+            total += newer;
+            match scan.next_page_token {
+                Some(token) if newer == scan.tasks.len() => total_query.page_token = Some(token),
+                _ => break,
+            }
+        }
+        page.total_size = total;
+    }
     let size = page.tasks.len();
     let tasks: Vec<Value> = page
         .tasks
         .into_iter()
         .map(|t| {
             let mut task = t.payload;
-            if let Some(task) = task.as_object_mut() {
-                if !include_artifacts {
-                    task.remove("artifacts");
-                }
-                if let (Some(keep), Some(Value::Array(history))) =
-                    (history_length, task.get_mut("history"))
-                {
-                    let drop = history.len().saturating_sub(keep);
-                    history.drain(..drop);
-                }
+            if !list.include_artifacts
+                && let Some(task) = task.as_object_mut()
+            {
+                task.remove("artifacts");
             }
+            trim_history(&mut task, list.history_length);
             task
         })
         .collect();
@@ -713,6 +933,139 @@ struct TaskMeta {
     skill: Option<String>,
 }
 
+/// The members of an A2A 1.0 `Message` this agent keeps, with the JSON type each must have.
+const MESSAGE_MEMBERS: &[(&str, JsonKind)] = &[
+    ("messageId", JsonKind::String),
+    ("contextId", JsonKind::String),
+    ("taskId", JsonKind::String),
+    ("role", JsonKind::String),
+    ("parts", JsonKind::Array),
+    ("metadata", JsonKind::Object),
+    ("extensions", JsonKind::Array),
+    ("referenceTaskIds", JsonKind::Array),
+];
+
+/// The members of an A2A 1.0 `Part` this agent keeps (`data` is the client's own JSON).
+const PART_MEMBERS: &[(&str, JsonKind)] = &[
+    ("text", JsonKind::String),
+    ("data", JsonKind::Any),
+    ("url", JsonKind::String),
+    ("raw", JsonKind::String),
+    ("filename", JsonKind::String),
+    ("mediaType", JsonKind::String),
+    ("metadata", JsonKind::Object),
+];
+
+/// The roles of A2A 1.0.
+const ROLES: &[&str] = &["ROLE_USER", "ROLE_AGENT"];
+
+#[derive(Clone, Copy)]
+enum JsonKind {
+    String,
+    Array,
+    Object,
+    Any,
+}
+
+impl JsonKind {
+    fn admits(self, value: &Value) -> bool {
+        match self {
+            JsonKind::String => value.is_string(),
+            JsonKind::Array => value.is_array(),
+            JsonKind::Object => value.is_object(),
+            JsonKind::Any => true,
+        }
+    }
+}
+
+/// Keeps the `members` of `object`, each checked for its JSON type; `null` counts as absent.
+fn keep_members(
+    object: &serde_json::Map<String, Value>,
+    members: &[(&str, JsonKind)],
+    at: &str,
+) -> Result<serde_json::Map<String, Value>, Failure> {
+    let mut kept = serde_json::Map::new();
+    for (name, kind) in members {
+        match object.get(*name) {
+            None | Some(Value::Null) => {}
+            Some(value) if kind.admits(value) => {
+                kept.insert((*name).to_owned(), value.clone());
+            }
+            Some(_) => {
+                return Err(invalid_field(
+                    &format!("{at}.{name}"),
+                    format!("params.{at}.{name} has the wrong type"),
+                ));
+            }
+        }
+    }
+    Ok(kept)
+}
+
+fn invalid_field(field: &str, message: String) -> Failure {
+    Failure::Rpc(RpcError {
+        field: Some(field.to_owned()),
+        ..RpcError::new(codes::INVALID_PARAMS, message)
+    })
+}
+
+/// `params.message` reduced to the members of an A2A 1.0 `Message` (unknown members, of the
+/// message and of its parts, are dropped and never stored): -32602 naming the field when
+/// `messageId` is missing or empty, `role` is not `ROLE_USER` or `ROLE_AGENT`, or a part is not
+/// exactly one of text, data, url and raw.
+fn typed_message(message: &Value) -> Result<Value, Failure> {
+    let object = message
+        .as_object()
+        .ok_or_else(|| invalid_field("message", "params.message must be an object".into()))?;
+    let mut kept = keep_members(object, MESSAGE_MEMBERS, "message")?;
+    if kept
+        .get("messageId")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
+        return Err(invalid_field(
+            "message.messageId",
+            "params.message.messageId must be a non-empty string".into(),
+        ));
+    }
+    let role = kept.get("role").and_then(Value::as_str).unwrap_or_default();
+    if !ROLES.contains(&role) {
+        return Err(invalid_field(
+            "message.role",
+            format!(
+                "params.message.role must be one of {}, not {role:?}",
+                ROLES.join(", ")
+            ),
+        ));
+    }
+    let parts = kept
+        .get("parts")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let mut typed_parts = Vec::with_capacity(parts.len());
+    for (i, part) in parts.iter().enumerate() {
+        let at = format!("message.parts[{i}]");
+        let object = part
+            .as_object()
+            .ok_or_else(|| invalid_field(&at, format!("params.{at} must be an object")))?;
+        let part = keep_members(object, PART_MEMBERS, &at)?;
+        let kinds = ["text", "data", "url", "raw"]
+            .iter()
+            .filter(|k| part.contains_key(**k))
+            .count();
+        if kinds != 1 {
+            return Err(invalid_field(
+                &at,
+                format!("params.{at} must hold exactly one of text, data, url, raw"),
+            ));
+        }
+        typed_parts.push(Value::Object(part));
+    }
+    kept.insert("parts".into(), Value::Array(typed_parts));
+    Ok(Value::Object(kept))
+}
+
 /// Refuses a message past [`limits::MAX_PARTS`] or [`limits::MAX_MESSAGE_BYTES`].
 fn check_message_limits(message: &Value) -> Result<(), Failure> {
     let parts = message
@@ -746,6 +1099,8 @@ async fn prepare(app: &App, principal: &Principal, params: &Value) -> Result<Pre
         .get("message")
         .ok_or_else(|| Failure::rpc(codes::INVALID_PARAMS, "params.message is required".into()))?;
     check_message_limits(message)?;
+    // Only the typed message is kept: unknown members are dropped, never stored.
+    let message = &typed_message(message)?;
     // A message naming a task continues it: only its owner may, and no quietbox task waits for
     // input (each skill runs to a final state), so an existing task takes no further messages.
     if let Some(task_id) = message

@@ -7,6 +7,7 @@ use quietbox_testkit::binary::{self, Server, with};
 use serde_json::{Value, json};
 
 mod hardening;
+mod spec;
 
 const BIN: &str = env!("CARGO_BIN_EXE_quietbox-a2a");
 const KEY: &str = quietbox_testkit::API_KEY;
