@@ -660,7 +660,7 @@ fn scale_out(report: &mut Report, size: &Size, root: &Path, out: &Path) -> Resul
     Ok(())
 }
 
-const SCALE_OUT_KEY: &str = "bench-scale-out-key";
+const SCALE_OUT_KEY: &str = "bench-scale-out-key-0123456789abcdef";
 const SCALE_OUT_PATH: &str = "/v1/unsubscribe/candidates";
 
 /// One `wrk` per server, all running at once.
