@@ -51,7 +51,7 @@ candidates = check("candidates", api("candidates").sync_detailed(client=client))
 sender = None
 if candidates is not None:
     listed = getattr(candidates, "candidates", None) or []
-    sender = getattr(listed[0], "sender", None) if listed else None
+    sender = getattr(getattr(listed[0], "sender", None), "address", None) if listed else None
 check("history", api("history").sync_detailed(client=client))
 check("compliance", api("compliance").sync_detailed(client=client))
 if sender:

@@ -13,9 +13,15 @@ use chrono::Utc;
 use quietbox_auth::Principal;
 use quietbox_auth::http::{AuthLayer, Authorized, scope};
 use quietbox_core::ErrorCode;
+use quietbox_core::availability::Availability;
 use quietbox_core::candidates::Candidate;
+use quietbox_core::compliance::ComplianceReport;
 use quietbox_core::ports::NoProgress;
-use serde::Deserialize;
+use quietbox_core::service::{
+    DecisionOutcome, DigestOutcome, ScanReport, SenderView, UnsubscribeOutcome,
+};
+use quietbox_runtime::operations::{CandidateList, HistoryList};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{OpenApi, ToSchema};
 
@@ -50,10 +56,12 @@ pub fn router(app: App) -> Router {
 /// The OpenAPI document, generated from the handlers below.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "quietbox REST API", description = "Personal mail-and-calendar agent."),
+    info(title = "quietbox REST API", description = "Personal mail-and-calendar agent.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0")),
+    servers((url = "/", description = "the server this document was fetched from")),
     paths(availability, scan, candidates, unsubscribe, history, digest, compliance, sender, decision, ready),
-    components(schemas(ScanArgs, UnsubscribeArgs, DigestArgs, DecisionBody)),
-    modifiers(&Security, &ProblemResponses)
+    components(schemas(ScanArgs, UnsubscribeArgs, DigestArgs, DecisionBody, Ready)),
+    modifiers(&Security, &ProblemResponses, &AvailabilityConstraints)
 )]
 pub struct ApiDoc;
 
@@ -64,7 +72,7 @@ struct ProblemResponses;
 
 impl utoipa::Modify for ProblemResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
         use utoipa::openapi::{ContentBuilder, ResponseBuilder};
         let text = |description: &str| {
             ObjectBuilder::new()
@@ -80,6 +88,14 @@ impl utoipa::Modify for ProblemResponses {
             .property("status", ObjectBuilder::new().schema_type(Type::Integer))
             .property("detail", text("what went wrong, for a person"))
             .property("code", text("stable snake_case error code"))
+            .property(
+                "missing",
+                ArrayBuilder::new()
+                    .items(text("a dependency"))
+                    .description(Some(
+                        "`/ready` only: the dependencies not reachable yet".to_owned(),
+                    )),
+            )
             .required("type")
             .required("title")
             .required("status")
@@ -104,10 +120,12 @@ impl utoipa::Modify for ProblemResponses {
             ("503", "incident mode, or a dependency is unavailable"),
             ("504", "the mail or calendar provider timed out"),
         ];
+        let problem_content = || {
+            ContentBuilder::new()
+                .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+                .build()
+        };
         for (path, item) in openapi.paths.paths.iter_mut() {
-            if !path.starts_with("/v1/") {
-                continue;
-            }
             let operations = [
                 &mut item.get,
                 &mut item.put,
@@ -116,18 +134,27 @@ impl utoipa::Modify for ProblemResponses {
                 &mut item.patch,
             ];
             for operation in operations.into_iter().flatten() {
+                // A declared error answer without a body is a problem too.
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    if let utoipa::openapi::RefOr::T(response) = response
+                        && (status.starts_with('4') || status.starts_with('5'))
+                        && response.content.is_empty()
+                    {
+                        response
+                            .content
+                            .insert("application/problem+json".to_owned(), problem_content());
+                    }
+                }
+                if !path.starts_with("/v1/") {
+                    continue;
+                }
                 for (status, description) in common {
                     if operation.responses.responses.contains_key(status) {
                         continue;
                     }
                     let response = ResponseBuilder::new()
                         .description(description)
-                        .content(
-                            "application/problem+json",
-                            ContentBuilder::new()
-                                .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
-                                .build(),
-                        )
+                        .content("application/problem+json", problem_content())
                         .build();
                     operation
                         .responses
@@ -135,6 +162,36 @@ impl utoipa::Modify for ProblemResponses {
                         .insert(status.to_owned(), response.into());
                 }
             }
+        }
+    }
+}
+
+/// The constraints of `GET /v1/availability`'s query the handler enforces beyond the argument
+/// types: `tz` is one of the IANA zone names it knows, `day_start`/`day_end` are `HH:MM`.
+struct AvailabilityConstraints;
+
+impl utoipa::Modify for AvailabilityConstraints {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+        let Some(operation) = openapi
+            .paths
+            .paths
+            .get_mut("/v1/availability")
+            .and_then(|item| item.get.as_mut())
+        else {
+            return;
+        };
+        for parameter in operation.parameters.iter_mut().flatten() {
+            let schema = match parameter.name.as_str() {
+                "tz" => ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name()))),
+                "day_start" | "day_end" => ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some("^([01][0-9]|2[0-3]):[0-5][0-9]$")),
+                _ => continue,
+            };
+            parameter.schema = Some(Schema::Object(schema.build()).into());
         }
     }
 }
@@ -176,10 +233,20 @@ async fn openapi() -> Response {
 
 /// Readiness: the state store is writable and the mail provider can serve (mbox readable, or
 /// Google token refreshable).
-#[utoipa::path(get, path = "/ready", responses((status = 200, description = "ready"), (status = 503, description = "not ready")))]
+#[utoipa::path(get, path = "/ready", security(()),
+    responses((status = 200, description = "ready", body = Ready, example = json!({"status": "ready"})),
+        (status = 503, description = "not ready (`missing` names the dependencies)")))]
 async fn ready(state: State<App>) -> Response {
     // Shared with MCP: also names a dependency (Google) still unreachable since start.
     quietbox_runtime::wiring::ready(state).await
+}
+
+/// The body of `GET /ready` when ready.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Ready {
+    /// Always `ready`.
+    #[schema(pattern = "^ready$")]
+    pub status: String,
 }
 
 /// The context of a REST call: no progress reporting.
@@ -200,9 +267,33 @@ fn query_args<A: OperationArgs>(
     Ok(args)
 }
 
+/// A JSON body as the operation's arguments, validated. A number with a zero fraction (`180.0`)
+/// is an integer, as in JSON Schema (the documented `integer`), so it is read as one.
+fn body_args<A: OperationArgs>(mut body: serde_json::Value) -> Result<A, ApiError> {
+    fn integral(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Number(n) => {
+                if let Some(f) = n.as_f64().filter(|f| n.is_f64() && f.fract() == 0.0) {
+                    // Exact in f64 below 2^53; beyond that the value is out of every bound anyway.
+                    if f.abs() < 9_007_199_254_740_992.0 {
+                        *n = serde_json::Number::from(f as i64);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(integral),
+            serde_json::Value::Object(map) => map.values_mut().for_each(integral),
+            _ => {}
+        }
+    }
+    integral(&mut body);
+    Ok(quietbox_runtime::operations::parse::<A>(body)?)
+}
+
 /// Busy intervals and free slots.
 #[utoipa::path(get, path = "/v1/availability", params(AvailabilityArgs),
-    responses((status = 200, description = "busy intervals and free slots")), security(("api_key" = []), ("bearer" = [])))]
+    responses((status = 200, description = "busy intervals and free slots", body = Availability, example = json!({
+        "busy": [{"start": "2026-12-02T09:00:00Z", "end": "2026-12-02T10:00:00Z"}],
+        "slots": [{"start": "2026-12-02T10:00:00Z", "end": "2026-12-02T10:30:00Z"}]}))), security(("api_key" = []), ("bearer" = [])))]
 async fn availability(
     State(app): State<App>,
     Authorized(who, ..): Authorized<scope::AvailabilityRead>,
@@ -216,19 +307,32 @@ async fn availability(
 
 /// Scans and triages the inbox.
 #[utoipa::path(post, path = "/v1/mail/scan", request_body = ScanArgs,
-    responses((status = 200, description = "triage report"), (status = 429, description = "rate limited")), security(("api_key" = []), ("bearer" = [])))]
+    responses((status = 200, description = "triage report", body = ScanReport, example = json!({
+        "total": 1, "fetched": 1, "incremental": false,
+        "classes": {"newsletter": 1, "notification": 0, "personal": 0, "other": 0},
+        "messages": [{"id": "m1", "from": "News <news@example.com>", "subject": "Weekly", "date": "2026-12-01T08:00:00Z",
+            "class": "newsletter", "reasons": ["list-id"]}],
+        "senders": [{"address": "news@example.com", "name": "News", "count": 3, "unread": 3, "unread_ratio": 1.0,
+            "first_seen": "2026-11-01T08:00:00Z", "last_seen": "2026-12-01T08:00:00Z", "list_id": "weekly.example.com",
+            "class": "newsletter", "unsubscribe": {"targets": [{"kind": "url", "url": "https://example.com/u", "https": true}],
+                "one_click": true}, "methods": ["one_click", "manual"]}]})), (status = 429, description = "rate limited")), security(("api_key" = []), ("bearer" = [])))]
 async fn scan(
     State(app): State<App>,
     Authorized(who, ..): Authorized<scope::MailScan>,
-    AppJson(args): AppJson<ScanArgs>,
+    AppJson(body): AppJson<serde_json::Value>,
 ) -> Result<impl IntoResponse, ApiError> {
-    args.validate()?;
+    let args: ScanArgs = body_args(body)?;
     admit(&app, &who, Operation::ScanInbox).await?;
     Ok(axum::Json(run(cx(&app, &who), args).await?))
 }
 
 /// Ranked unsubscribe candidates.
-#[utoipa::path(get, path = "/v1/unsubscribe/candidates", responses((status = 200, description = "candidates, best first")),
+#[utoipa::path(get, path = "/v1/unsubscribe/candidates", responses((status = 200, description = "candidates, best first", body = CandidateList, example = json!({
+        "candidates": [{"id": "0123456789abcdef", "score": 1.5, "sender": {"address": "news@example.com", "name": "News", "count": 3, "unread": 3, "unread_ratio": 1.0,
+            "first_seen": "2026-11-01T08:00:00Z", "last_seen": "2026-12-01T08:00:00Z", "list_id": "weekly.example.com",
+            "class": "newsletter", "unsubscribe": {"targets": [{"kind": "url", "url": "https://example.com/u", "https": true}],
+                "one_click": true}, "methods": ["one_click", "manual"]},
+            "method": "one_click", "link": "https://example.com/u"}]}))),
     security(("api_key" = []), ("bearer" = [])))]
 async fn candidates(
     State(app): State<App>,
@@ -266,8 +370,11 @@ fn candidates_body(ranked: Arc<Vec<Candidate>>) -> Result<Bytes, serde_json::Err
 
 /// Unsubscribes (at most once per sender and list). Honours `Idempotency-Key`.
 #[utoipa::path(post, path = "/v1/unsubscribe", request_body = UnsubscribeArgs,
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first answer for 24 h")),
-    responses((status = 200, description = "outcome"), (status = 404, description = "unknown sender or candidate"), (status = 409, description = "key reused with another body"),
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first answer for 24 h",
+        min_length = 1, max_length = 255, pattern = "^[!-~]([ -~]*[!-~])?$")),
+    responses((status = 200, description = "outcome", body = UnsubscribeOutcome, example = json!({
+        "sender": "news@example.com", "list_id": "weekly.example.com", "candidate_id": "0123456789abcdef",
+        "method": "one_click", "link": "https://example.com/u", "result": "would_unsubscribe", "detail": null})), (status = 404, description = "unknown sender or candidate"), (status = 409, description = "key reused with another body"),
         (status = 503, description = "incident mode")), security(("api_key" = []), ("bearer" = [])))]
 async fn unsubscribe(
     State(app): State<App>,
@@ -323,7 +430,11 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Unsubscribe history.
-#[utoipa::path(get, path = "/v1/unsubscribe/history", params(HistoryArgs), responses((status = 200, description = "entries")),
+#[utoipa::path(get, path = "/v1/unsubscribe/history", params(HistoryArgs), responses((status = 200, description = "entries", body = HistoryList, example = json!({"entries": [{
+        "key": {"sender": "news@example.com", "list_id": "weekly.example.com"}, "status": "succeeded", "method": "one_click",
+        "updated_at": "2026-12-01T09:00:00Z", "attempts": [{"key": {"sender": "news@example.com", "list_id": "weekly.example.com"},
+            "method": "one_click", "target": "https://example.com/u", "status": "succeeded", "detail": "HTTP 200",
+            "actor": "owner", "at": "2026-12-01T09:00:00Z"}]}]}))),
     security(("api_key" = []), ("bearer" = [])))]
 async fn history(
     State(app): State<App>,
@@ -336,7 +447,9 @@ async fn history(
 }
 
 /// Previews or sends the digest of new candidates.
-#[utoipa::path(post, path = "/v1/unsubscribe/digest", request_body = DigestArgs, responses((status = 200, description = "digest")),
+#[utoipa::path(post, path = "/v1/unsubscribe/digest", request_body = DigestArgs, responses((status = 200, description = "digest", body = DigestOutcome, example = json!({
+        "candidates": [], "still_sending": [], "sent": false, "message_id": null, "to": "owner@example.com",
+        "text": "Nothing new to unsubscribe from."}))),
     security(("api_key" = []), ("bearer" = [])))]
 async fn digest(
     State(app): State<App>,
@@ -351,7 +464,12 @@ async fn digest(
 /// The compliance watch: per unsubscribed sender/list, `pending` (inside `UNSUBSCRIBE_GRACE_H`),
 /// `compliant`, or `violating` with the count and the first and last violating dates.
 #[utoipa::path(get, path = "/v1/unsubscribe/compliance", params(ComplianceArgs),
-    responses((status = 200, description = "compliance report: checked_at, grace_hours, enforcement, summary, entries")),
+    responses((status = 200, description = "compliance report: checked_at, grace_hours, enforcement, summary, entries",
+        body = ComplianceReport, example = json!({"checked_at": "2026-12-02T09:00:00Z", "grace_hours": 72, "enforcement": "report",
+            "summary": {"pending": 0, "compliant": 0, "violating": 1}, "entries": [{"sender": "news@example.com", "list_id": "weekly.example.com",
+            "method": "one_click", "unsubscribed_at": "2026-11-20T09:00:00Z", "grace_ends_at": "2026-11-23T09:00:00Z",
+            "status": "violating", "violations": 1, "first_violation_at": "2026-11-25T08:00:00Z",
+            "last_violation_at": "2026-11-25T08:00:00Z", "violating_message_ids": ["m9"], "decision": "unsubscribed"}], "manual_not_watched": 0}))),
     security(("api_key" = []), ("bearer" = [])))]
 async fn compliance(
     State(app): State<App>,
@@ -365,7 +483,11 @@ async fn compliance(
 
 /// What quietbox knows of one sender: aggregates, the owner's decision, and compliance.
 #[utoipa::path(get, path = "/v1/senders/{address}", params(("address" = String, Path, description = "sender address")),
-    responses((status = 200, description = "aggregates, decision and compliance"), (status = 404, description = "unknown sender")),
+    responses((status = 200, description = "aggregates, decision and compliance", body = SenderView, example = json!({
+        "address": "news@example.com", "name": "News", "count": 3, "unread": 3, "unread_ratio": 1.0,
+        "first_seen": "2026-11-01T08:00:00Z", "last_seen": "2026-12-01T08:00:00Z", "list_id": "weekly.example.com",
+        "class": "newsletter", "unsubscribe": {"targets": [], "one_click": false}, "methods": ["manual"],
+        "decision": null, "compliance": []})), (status = 404, description = "unknown sender")),
     security(("api_key" = []), ("bearer" = [])))]
 async fn sender(
     State(app): State<App>,
@@ -384,13 +506,27 @@ async fn sender(
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
     /// `keep` or `auto_archive`.
+    #[schema(value_type = DecisionChoice)]
     pub decision: String,
+}
+
+/// The decisions an owner can record (`unsubscribed` is set by an unsubscribe only).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum DecisionChoice {
+    /// Never a candidate again.
+    Keep,
+    /// Its mail leaves the inbox.
+    AutoArchive,
 }
 
 /// Records a decision about a sender: `keep` (never a candidate again) or `auto_archive` (its
 /// mail leaves the inbox: a Gmail filter plus the messages already there).
 #[utoipa::path(put, path = "/v1/senders/{address}/decision", params(("address" = String, Path, description = "sender address")),
-    request_body = DecisionBody, responses((status = 200, description = "recorded, with what the mail provider did"),
+    request_body = DecisionBody, responses((status = 200, description = "recorded, with what the mail provider did", body = DecisionOutcome, example = json!({
+        "sender": "news@example.com", "decision": "auto_archive", "actor": "owner", "decided_at": "2026-12-02T09:00:00Z",
+        "previous": null, "archive": {"applied": false, "filter_id": null, "filter_created": false, "message_ids": ["m1"]}})),
         (status = 404, description = "unknown sender"),
         (status = 502, description = "the mail provider failed, or the Google token lacks a scope (upstream_scope_missing, naming it)"),
         (status = 503, description = "incident mode")), security(("api_key" = []), ("bearer" = [])))]

@@ -69,6 +69,8 @@ pub const TOTAL_SESSIONS_FACTOR: usize = 4;
 /// and how it behaves.
 struct ToolSpec {
     name: &'static str,
+    /// For a person (`title`, MCP 2025-06-18).
+    title: &'static str,
     operation: Operation,
     description: &'static str,
     mutation: bool,
@@ -78,6 +80,7 @@ struct ToolSpec {
 const TOOLS: &[ToolSpec] = &[
     ToolSpec {
         name: "get_availability",
+        title: "Calendar availability",
         operation: Operation::Availability,
         description: "Busy intervals and free slots in the owner's calendar.",
         mutation: false,
@@ -85,6 +88,7 @@ const TOOLS: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "scan_inbox",
+        title: "Scan the inbox",
         operation: Operation::ScanInbox,
         description: "Scans the inbox (incrementally when possible) and triages every message: newsletter, notification, personal, other, with reasons.",
         mutation: false,
@@ -92,6 +96,7 @@ const TOOLS: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "list_unsubscribe_candidates",
+        title: "Unsubscribe candidates",
         operation: Operation::UnsubscribeCandidates,
         description: "Senders worth unsubscribing from, best first, with the method quietbox would use.",
         mutation: false,
@@ -99,6 +104,7 @@ const TOOLS: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "unsubscribe_history",
+        title: "Unsubscribe history",
         operation: Operation::UnsubscribeHistory,
         description: "Every unsubscribe attempt and its result.",
         mutation: false,
@@ -106,6 +112,7 @@ const TOOLS: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "unsubscribe",
+        title: "Unsubscribe from a sender",
         operation: Operation::Unsubscribe,
         description: "Unsubscribes from a sender: RFC 8058 one-click, else mailto, else a recorded link. At most once per sender and list.",
         mutation: true,
@@ -113,6 +120,7 @@ const TOOLS: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "send_unsubscribe_digest",
+        title: "Unsubscribe digest",
         operation: Operation::UnsubscribeDigest,
         description: "The digest of candidates not sent before: a preview, or mailed to the owner with send=true.",
         mutation: true,
@@ -120,6 +128,7 @@ const TOOLS: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "unsubscribe_compliance",
+        title: "Unsubscribe compliance",
         operation: Operation::UnsubscribeCompliance,
         description: "Whether unsubscribed senders stopped mailing: pending (inside the grace period), compliant, or violating with the count and the first and last violating dates.",
         mutation: false,
@@ -127,6 +136,7 @@ const TOOLS: &[ToolSpec] = &[
     },
     ToolSpec {
         name: "set_sender_decision",
+        title: "Sender decision",
         operation: Operation::SenderDecision,
         description: "Records keep (never a candidate again) or auto_archive (its mail leaves the inbox: a Gmail filter plus what is there now) for a sender.",
         mutation: true,
@@ -180,7 +190,8 @@ fn tool(spec: &ToolSpec) -> Tool {
         spec.description,
         spec.operation.scope()
     );
-    Tool::new(spec.name, description, Arc::new(schema)).with_annotations(
+    let tool = Tool::new(spec.name, description, Arc::new(schema)).with_title(spec.title);
+    with_output_schema(tool, spec.operation).with_annotations(
         ToolAnnotations::new()
             .read_only(!spec.mutation)
             .destructive(spec.mutation && spec.operation != Operation::SenderDecision)
@@ -190,6 +201,80 @@ fn tool(spec: &ToolSpec) -> Tool {
                 Operation::Unsubscribe | Operation::UnsubscribeDigest
             )),
     )
+}
+
+/// The schema of a list result, as `CandidateList` serializes it.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)] // only its schema is used
+struct CandidatesSchema {
+    /// Best first.
+    candidates: Vec<quietbox_core::candidates::Candidate>,
+}
+
+/// The schema of a history result, as `HistoryList` serializes it.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)] // only its schema is used
+struct HistorySchema {
+    /// Every attempt.
+    entries: Vec<quietbox_core::store::UnsubscribeEntry>,
+}
+
+/// `tool` with its `outputSchema`: the structured content of a result is either the
+/// operation's typed result (what [`Output::to_json`] of it serializes, generated with schemars
+/// as rmcp does for its typed tools) or, with `isError`, a [`failure`]'s `{code, message,
+/// field?}`. Clients validate `structuredContent` against it in both cases (the TypeScript SDK
+/// does), so the schema says both: an object that is one or the other, the result's `$defs` at
+/// the root.
+fn with_output_schema(tool: Tool, operation: Operation) -> Tool {
+    let mut tool = with_result_schema(tool, operation);
+    if let Some(result) = tool.output_schema.take() {
+        let mut result = Arc::unwrap_or_clone(result);
+        let mut schema = JsonObject::new();
+        for key in ["$schema", "$defs"] {
+            if let Some(value) = result.remove(key) {
+                schema.insert(key.into(), value);
+            }
+        }
+        schema.insert("type".into(), json!("object"));
+        schema.insert(
+            "anyOf".into(),
+            json!([
+                result,
+                {
+                    "description": "a failed call (isError): the code, as REST's problem+json has it, the message and, for bad arguments, the argument at fault",
+                    "type": "object",
+                    "properties": {
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "field": {"type": "string"}
+                    },
+                    "required": ["code", "message"]
+                }
+            ]),
+        );
+        tool.output_schema = Some(Arc::new(schema));
+    }
+    tool
+}
+
+/// `tool` with the schema of its operation's typed result as `outputSchema`.
+fn with_result_schema(tool: Tool, operation: Operation) -> Tool {
+    use quietbox_core::availability::Availability;
+    use quietbox_core::compliance::ComplianceReport;
+    use quietbox_core::service::{
+        DecisionOutcome, DigestOutcome, ScanReport, SenderView, UnsubscribeOutcome,
+    };
+    match operation {
+        Operation::Availability => tool.with_output_schema::<Availability>(),
+        Operation::ScanInbox => tool.with_output_schema::<ScanReport>(),
+        Operation::UnsubscribeCandidates => tool.with_output_schema::<CandidatesSchema>(),
+        Operation::UnsubscribeHistory => tool.with_output_schema::<HistorySchema>(),
+        Operation::Unsubscribe => tool.with_output_schema::<UnsubscribeOutcome>(),
+        Operation::UnsubscribeDigest => tool.with_output_schema::<DigestOutcome>(),
+        Operation::SenderDecision => tool.with_output_schema::<DecisionOutcome>(),
+        Operation::UnsubscribeCompliance => tool.with_output_schema::<ComplianceReport>(),
+        Operation::SenderView => tool.with_output_schema::<SenderView>(),
+    }
 }
 
 /// A refused or failed tool call: `isError`, the message as text, and in `structuredContent`
@@ -333,7 +418,11 @@ impl ServerHandler for QuietboxMcp {
             let json = output.to_json().map_err(|e| {
                 ApiError::new(ErrorCode::Internal, format!("cannot serialize: {e}"))
             })?;
-            let mut done = CallToolResult::success(vec![ContentBlock::text(output.summary())]);
+            // The text carries the result itself (MCP: a tool returning structured content
+            // SHOULD also return it serialized in a text block), for clients that read only
+            // `content`.
+            let text = json.to_string();
+            let mut done = CallToolResult::success(vec![ContentBlock::text(text)]);
             done.structured_content = Some(json);
             Ok(done)
         });

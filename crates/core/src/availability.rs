@@ -166,6 +166,7 @@ fn check_near(now: DateTime<Utc>, field: &str, value: DateTime<Utc>) -> Result<(
 /// The answer.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Availability {
     /// Busy intervals inside the window, merged and sorted.
     pub busy: Vec<BusyInterval>,

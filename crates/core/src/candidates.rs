@@ -14,6 +14,7 @@ use crate::store::UnsubscribeMethod;
 /// One ranked candidate.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Candidate {
     /// Stable id: the same sender and list always get the same id.
     pub id: String,

@@ -29,6 +29,7 @@ use crate::store::{
 /// `UNSUBSCRIBE_ENFORCE`: what happens to violating senders.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Enforcement {
     /// Report them (in the compliance report and the digest) only.
@@ -41,6 +42,7 @@ pub enum Enforcement {
 /// Where one watched unsubscribe stands.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ComplianceStatus {
     /// Mail arrived after the grace period: the sender ignores the unsubscribe.
@@ -65,6 +67,7 @@ impl ComplianceStatus {
 /// The compliance of one unsubscribed sender/list.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct ComplianceEntry {
     /// Lower-cased sender address.
     pub sender: String,
@@ -103,6 +106,7 @@ impl ComplianceEntry {
 /// Entries per status.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct ComplianceSummary {
     /// Inside the grace period.
     pub pending: usize,
@@ -115,6 +119,7 @@ pub struct ComplianceSummary {
 /// The compliance report.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct ComplianceReport {
     /// The clock's time when it was computed.
     pub checked_at: DateTime<Utc>,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// One way to unsubscribe, as a list offers it.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum UnsubscribeTarget {
     /// An HTTP(S) URL.
@@ -60,6 +61,7 @@ impl UnsubscribeTarget {
 /// Everything a message says about unsubscribing.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct UnsubscribeOptions {
     /// Targets in header order.
     pub targets: Vec<UnsubscribeTarget>,

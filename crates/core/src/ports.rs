@@ -157,6 +157,7 @@ impl ProviderError {
 /// What [`MailProvider::auto_archive`] did.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct ArchiveOutcome {
     /// Whether the mailbox was changed. `false` for the local provider, which only reports what it
     /// would archive (an mbox is not rewritten).
@@ -229,6 +230,7 @@ pub trait MailProvider: Send + Sync + 'static {
 /// One busy interval of a calendar.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct BusyInterval {
     /// Start (inclusive).
     pub start: DateTime<Utc>,

@@ -14,6 +14,7 @@ use crate::triage::{self, Class};
 /// What quietbox knows about one sender.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct SenderStats {
     /// Lower-cased address.
     pub address: String,

@@ -70,6 +70,7 @@ impl StateError {
 /// How an unsubscribe was (or would be) carried out.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UnsubscribeMethod {
     /// RFC 8058 one-click HTTPS POST.
@@ -94,6 +95,7 @@ impl UnsubscribeMethod {
 /// The state of one sender+list unsubscribe.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UnsubscribeStatus {
     /// Claimed by a worker that has not finished yet.
@@ -107,6 +109,7 @@ pub enum UnsubscribeStatus {
 /// Identifies one subscription: a sender address and, when the mail carried one, its `List-Id`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct SubscriptionKey {
     /// Lower-cased sender address.
     pub sender: String,
@@ -117,6 +120,7 @@ pub struct SubscriptionKey {
 /// One attempt to unsubscribe, successful or not.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct UnsubscribeAttempt {
     /// Which subscription.
     pub key: SubscriptionKey,
@@ -137,6 +141,7 @@ pub struct UnsubscribeAttempt {
 /// The current state of one subscription's unsubscribe, with every attempt made.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct UnsubscribeEntry {
     /// Which subscription.
     pub key: SubscriptionKey,
@@ -321,6 +326,7 @@ pub struct IdempotencyRecord {
 /// The owner's decision about a sender.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     /// Keep: never propose this sender as a candidate.
@@ -345,6 +351,7 @@ impl Decision {
 /// A recorded [`Decision`].
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct SenderDecision {
     /// Lower-cased sender address.
     pub sender: String,

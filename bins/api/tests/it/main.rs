@@ -7,6 +7,7 @@
 mod hardening;
 mod harness;
 mod input_bounds;
+mod openapi;
 mod operations;
 mod protocol_parity;
 mod routes;

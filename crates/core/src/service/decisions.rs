@@ -12,6 +12,7 @@ use crate::store::{Decision, SenderDecision, SubscriptionKey};
 /// compliance of every unsubscribe from it.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct SenderView {
     /// Aggregates of its mail (flattened: `address`, `count`, `unread_ratio`...).
     #[serde(flatten)]
@@ -25,6 +26,7 @@ pub struct SenderView {
 /// The answer to [`Quietbox::set_decision`].
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct DecisionOutcome {
     /// The recorded decision (flattened: `sender`, `decision`, `actor`, `decided_at`).
     #[serde(flatten)]

@@ -15,6 +15,7 @@ use crate::store::SentLink;
 /// The result of a digest run.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct DigestOutcome {
     /// Candidates not sent before (the digest's content).
     pub candidates: Vec<Candidate>,

@@ -25,6 +25,7 @@ pub struct ScanOptions {
 /// One triaged message.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct TriagedMessage {
     /// Provider id.
     pub id: String,
@@ -43,6 +44,7 @@ pub struct TriagedMessage {
 /// Messages per class.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct ClassCounts {
     /// Newsletters.
     pub newsletter: usize,
@@ -57,6 +59,7 @@ pub struct ClassCounts {
 /// The result of a scan.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct ScanReport {
     /// Messages known after the scan.
     pub total: usize,

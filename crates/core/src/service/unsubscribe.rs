@@ -37,6 +37,7 @@ pub struct UnsubscribeRequest {
 /// What happened.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UnsubscribeResult {
     /// Done now (one-click accepted, mail sent).
@@ -54,6 +55,7 @@ pub enum UnsubscribeResult {
 /// The answer to an unsubscribe request.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct UnsubscribeOutcome {
     /// Sender address.
     pub sender: String,

@@ -8,7 +8,7 @@ use quietbox_core::availability::Availability;
 use quietbox_core::candidates::Candidate;
 use quietbox_core::compliance::ComplianceReport;
 use quietbox_core::service::{
-    DecisionOutcome, DigestOutcome, ScanReport, SenderView, UnsubscribeOutcome,
+    DecisionOutcome, DigestOutcome, ScanReport, SenderView, UnsubscribeOutcome, UnsubscribeResult,
 };
 use quietbox_core::store::UnsubscribeEntry;
 use serde::ser::SerializeMap;
@@ -118,13 +118,20 @@ impl Output {
             }
             Output::UnsubscribeCandidates(list) => format!("{} candidates", list.candidates.len()),
             Output::UnsubscribeHistory(list) => format!("{} entries", list.entries.len()),
-            Output::Unsubscribe(outcome) => format!(
-                "{}: {:?} via {}",
-                outcome.sender,
-                outcome.result,
-                outcome.method.as_str()
-            )
-            .to_lowercase(),
+            Output::Unsubscribe(outcome) => {
+                let result = match outcome.result {
+                    UnsubscribeResult::Unsubscribed => "unsubscribed",
+                    UnsubscribeResult::ManualLinkRecorded => "manual link recorded",
+                    UnsubscribeResult::WouldUnsubscribe => "would unsubscribe",
+                    UnsubscribeResult::AlreadyDone => "already done",
+                    UnsubscribeResult::Failed => "failed",
+                };
+                format!(
+                    "{}: {result} via {}",
+                    outcome.sender,
+                    outcome.method.as_str()
+                )
+            }
             Output::UnsubscribeDigest(outcome) => format!(
                 "{} new candidates; {}",
                 outcome.candidates.len(),
