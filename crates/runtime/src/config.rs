@@ -236,6 +236,9 @@ pub struct Settings {
     pub a2a_task_ttl: Duration,
     /// `A2A_MAX_TASKS`: A2A tasks kept at most (the most recently updated).
     pub a2a_max_tasks: usize,
+    /// `A2A_PUBLIC_URL`: the A2A interface URL the agent card gives (`None`: from the bound
+    /// address).
+    pub a2a_public_url: Option<String>,
     /// `DATA_DIR`.
     pub data_dir: PathBuf,
     /// `STATE_BACKEND` (+ `DATABASE_URL`).
@@ -673,6 +676,10 @@ impl Settings {
             },
             a2a_task_ttl: Duration::from_secs(a2a_task_ttl_h * 3600),
             a2a_max_tasks: usize::try_from(a2a_max_tasks).unwrap_or(usize::MAX),
+            a2a_public_url: raw
+                .get("A2A_PUBLIC_URL")
+                .map(|v| http_url("A2A_PUBLIC_URL", v))
+                .transpose()?,
             data_dir: PathBuf::from(raw.or_default("DATA_DIR", binary)),
             state_backend,
             mail_provider,

@@ -206,6 +206,14 @@ fn panic_response(_panic: Box<dyn Any + Send + 'static>) -> Response {
     ApiError::new(ErrorCode::Internal, "internal error").into_response()
 }
 
+static BOUND: std::sync::OnceLock<SocketAddr> = std::sync::OnceLock::new();
+
+/// The address [`serve`] bound in this process (the real port when `BIND_ADDR` asks for port
+/// 0), once it has.
+pub fn bound_addr() -> Option<SocketAddr> {
+    BOUND.get().copied()
+}
+
 /// Binds `addr`, logs the bound address (port 0 picks a free one), and serves until SIGINT or
 /// SIGTERM, letting in-flight requests finish. `limits` gives the header-read timeout and the
 /// connection cap (see [`serve_on`]).
@@ -217,6 +225,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    let _ = BOUND.set(local);
     tracing::info!(service, addr = %local, "listening on {local}");
     // Printed as well, so that scripts and test harnesses can read the port without parsing logs.
     println!("listening on {local}");

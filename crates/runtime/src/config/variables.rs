@@ -133,6 +133,11 @@ pub const VARIABLES: &[Variable] = &[
         "A2A tasks kept at most (1 to 1000000), the most recently updated; the rest are pruned, in both state backends.",
     ),
     var(
+        "A2A_PUBLIC_URL",
+        Derived("`http://` and the address `quietbox-a2a` is bound to"),
+        "The `http(s)` URL clients reach the A2A agent at (e.g. behind a TLS proxy), given as the agent card's interface URL; never taken from the request's `Host`.",
+    ),
+    var(
         "DATA_DIR",
         Value("./data"),
         "State directory shared by all three binaries (JSON files, outbox).",
