@@ -184,20 +184,41 @@ pub fn skill_operations() -> impl Iterator<Item = Operation> {
 pub fn router(app: App) -> Router {
     let rpc = Router::new()
         .route("/", post(rpc))
-        .layer(AuthLayer::new(app.auth.clone()));
+        .layer(AuthLayer::new(app.auth.clone()))
+        .layer(axum::middleware::map_response_with_state(
+            app.clone(),
+            declared_challenge,
+        ));
     Router::new()
         .route("/.well-known/agent-card.json", get(card))
         .merge(rpc)
         .with_state(app)
 }
 
-fn base_url(headers: &HeaderMap, app: &App) -> String {
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .unwrap_or_else(|| app.settings.bind_addr.to_string());
-    format!("http://{host}/")
+/// A 401 challenges with a scheme the card declares: without JWTs (`AUTH_MODE=api_key`) the
+/// card declares only the API key, so the challenge is `ApiKey` naming its header, not the auth
+/// layer's `Bearer`.
+async fn declared_challenge(State(app): State<App>, mut response: Response) -> Response {
+    if response.status() == StatusCode::UNAUTHORIZED && !app.auth.mode().uses_jwt() {
+        response.headers_mut().insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("ApiKey realm=\"quietbox\", header=\"X-API-Key\""),
+        );
+    }
+    response
+}
+
+/// The interface URL the card gives: `A2A_PUBLIC_URL`, else `http://` and the address this
+/// process bound (the real port when `BIND_ADDR` ends in `:0`). Never the request's `Host`,
+/// which a client chooses.
+fn base_url(app: &App) -> String {
+    match &app.settings.a2a_public_url {
+        Some(url) => url.clone(),
+        None => {
+            let addr = quietbox_runtime::http::bound_addr().unwrap_or(app.settings.bind_addr);
+            format!("http://{addr}/")
+        }
+    }
 }
 
 fn agent_card(app: &App, url: &str) -> Value {
@@ -232,8 +253,8 @@ fn agent_card(app: &App, url: &str) -> Value {
     })
 }
 
-async fn card(State(app): State<App>, headers: HeaderMap) -> impl IntoResponse {
-    axum::Json(agent_card(&app, &base_url(&headers, &app)))
+async fn card(State(app): State<App>) -> impl IntoResponse {
+    axum::Json(agent_card(&app, &base_url(&app)))
 }
 
 fn rpc_error(id: &Value, code: i64, message: impl Into<String>) -> Value {
@@ -342,7 +363,7 @@ async fn rpc(
             .into_response();
         }
     }
-    let url = base_url(&headers, &app);
+    let url = base_url(&app);
     let parsed: Value = match serde_json::from_slice(&body) {
         Ok(value) => value,
         Err(e) => {

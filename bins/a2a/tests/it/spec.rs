@@ -266,3 +266,55 @@ async fn list_tasks_validates_its_filters_and_applies_status_timestamp_after() {
         assert_eq!(result["totalSize"], count, "{params}: {answer}");
     }
 }
+
+#[tokio::test]
+async fn the_card_url_is_configured_or_bound_never_the_host_header_and_401_uses_a_declared_scheme()
+{
+    let server = spawn(&[("AUTH_MODE", "api_key")]);
+    let client = reqwest::Client::new();
+    let card: Value = client
+        .get(server.url("/.well-known/agent-card.json"))
+        .header("host", "evil.example:666")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        card["supportedInterfaces"][0]["url"],
+        format!("{}/", server.base),
+        "the bound address, not the Host header"
+    );
+    let refused = client
+        .post(server.url("/"))
+        .json(&rpc(1, "ListTasks", json!({})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let challenge = refused.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(challenge.starts_with("ApiKey "), "{challenge}");
+    assert!(card["securitySchemes"]["api_key"]["apiKeySecurityScheme"].is_object());
+    let proxied = spawn(&[("A2A_PUBLIC_URL", "https://agent.example.com/a2a/")]);
+    let card: Value = reqwest::get(proxied.url("/.well-known/agent-card.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        card["supportedInterfaces"][0]["url"],
+        "https://agent.example.com/a2a/"
+    );
+    let extended = call(&proxied, key(), rpc(2, "GetExtendedAgentCard", json!({})))
+        .await
+        .1;
+    assert_eq!(
+        extended["result"]["supportedInterfaces"][0]["url"],
+        "https://agent.example.com/a2a/"
+    );
+}
