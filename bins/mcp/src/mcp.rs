@@ -621,6 +621,31 @@ async fn admission(State(gate): State<Arc<Gate>>, request: Request, next: Next) 
         )
         .into_response();
     }
+    if request.method() == Method::DELETE {
+        // MCP 2025-11-25: a session that does not exist (never did, or ended) is 404, and a
+        // terminated one answers 200/204 (rmcp says 202).
+        let id = request
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(SessionId::from);
+        let live = match &id {
+            Some(id) => gate.ledger.sessions.sessions.read().await.contains_key(id),
+            None => false,
+        };
+        if id.is_some() && !live {
+            return ApiError::new(
+                ErrorCode::NotFound,
+                "no MCP session with that id (it ended or never existed)",
+            )
+            .into_response();
+        }
+        let mut response = next.run(request).await;
+        if response.status() == axum::http::StatusCode::ACCEPTED {
+            *response.status_mut() = axum::http::StatusCode::NO_CONTENT;
+        }
+        return response;
+    }
     if request.method() != Method::POST {
         return next.run(request).await;
     }
@@ -632,6 +657,11 @@ async fn admission(State(gate): State<Arc<Gate>>, request: Request, next: Next) 
         )
         .into_response();
     };
+    if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+        // JSON-RPC: a body that is not JSON is a parse error (-32700, id null), over HTTP 400.
+        let error = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": "Parse error: the body is not JSON"}});
+        return (axum::http::StatusCode::BAD_REQUEST, axum::Json(error)).into_response();
+    }
     if let Some(scope) = called_tool_scope(&bytes, gate.mutation_tools)
         && !principal.scopes.contains(scope)
     {

@@ -9,6 +9,7 @@ mod rmcp_client;
 mod session_cap;
 mod startup_without_idp;
 mod tool_results;
+mod transport;
 mod typed_args;
 
 use quietbox_testkit::binary::{self, Server, with};
