@@ -5,7 +5,8 @@
 use std::sync::OnceLock;
 
 use http::{HeaderMap, HeaderValue};
-use quietbox_auth::{AuthConfig, AuthMode, Authenticator, Secret};
+use quietbox_auth::{AuthConfig, AuthMode, Secret};
+use quietbox_runtime::scopes::Authenticator;
 
 const KEY: &str = "fuzz-api-key-0123456789abcdef";
 

@@ -32,11 +32,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
 use futures::FutureExt;
-use quietbox_auth::http::{AuthLayer, AuthRejection};
-use quietbox_auth::{AuthError, AuthMethod, Principal, Scope};
+use quietbox_auth::AuthMethod;
+use quietbox_auth::http::AuthLayer;
 use quietbox_core::ErrorCode;
 use quietbox_core::ports::{NoProgress, ScanProgress};
 use quietbox_core::store::{TaskOwner, TaskQuery, TaskRecord, TaskRetention};
+use quietbox_runtime::scopes::{AuthError, AuthRejection, Principal, Scope};
 use serde_json::{Value, json};
 
 use quietbox_runtime::operations::{self, ArgError, Args, Context, Operation, Output};

@@ -10,8 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use chrono::Utc;
-use quietbox_auth::Principal;
-use quietbox_auth::http::{AuthLayer, Authorized, scope};
+use quietbox_auth::http::{AuthLayer, Authorized};
 use quietbox_core::ErrorCode;
 use quietbox_core::availability::Availability;
 use quietbox_core::candidates::Candidate;
@@ -21,6 +20,7 @@ use quietbox_core::service::{
     DecisionOutcome, DigestOutcome, ScanReport, SenderView, UnsubscribeOutcome,
 };
 use quietbox_runtime::operations::{CandidateList, HistoryList};
+use quietbox_runtime::scopes::{Principal, scope};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{OpenApi, ToSchema};

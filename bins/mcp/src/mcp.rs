@@ -33,10 +33,13 @@ use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
-use quietbox_auth::http::{AuthLayer, AuthRejection, protected_resource_routes};
-use quietbox_auth::{AuthError, AuthMethod, Authenticator, Principal, Reason, Scope, ScopeSet};
+use quietbox_auth::http::{AuthLayer, protected_resource_routes};
+use quietbox_auth::{AuthMethod, Reason};
 use quietbox_core::ErrorCode;
 use quietbox_core::ports::{NoProgress, ScanProgress};
+use quietbox_runtime::scopes::{
+    AuthError, AuthRejection, Authenticator, Principal, Scope, ScopeSet,
+};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
     JsonObject, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,

@@ -132,16 +132,7 @@ pub mod http {
     pub use crate::layer::{
         AuthLayer, AuthService, Authorized, PROBLEM_TYPE_BASE, Rejection, protected_resource_routes,
     };
-    // quietbox's own (see below): delete with it.
-    pub use crate::quietbox_scopes::{AuthRejection, scope};
 }
-
-// quietbox's five scopes, and aliases that default the generic types to them. They move to
-// crates/runtime; then delete these lines (the generic items of `api` show through).
-mod quietbox_scopes;
-pub use quietbox_scopes::{
-    AuthError, Authenticator, Principal, RateLimiter, Scope, ScopeSet, UnknownScope, scope,
-};
 
 // The README's examples compile and run as doc tests.
 #[cfg(doctest)]

@@ -4,7 +4,24 @@
 
 use std::time::Duration;
 
-use quietbox_auth::{AuthError, FailurePolicy, Quota, RateLimiter};
+use quietbox_auth::{AppScope, FailurePolicy, Quota};
+
+/// The application's scopes, for the limiter's refusals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NotesScope {
+    Read,
+}
+
+impl AppScope for NotesScope {
+    const ALL: &'static [Self] = &[NotesScope::Read];
+
+    fn as_str(self) -> &'static str {
+        "notes:read"
+    }
+}
+
+type RateLimiter = quietbox_auth::RateLimiter<NotesScope>;
+type AuthError = quietbox_auth::AuthError<NotesScope>;
 use quietbox_testkit::redis_server::RedisServer;
 
 fn limiter(redis: &RedisServer, per_minute: u32, burst: u32) -> RateLimiter {

@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::scopes::Scope;
 use async_trait::async_trait;
 use axum::Router;
 use clap::{Parser, Subcommand};
-use quietbox_auth::Scope;
 use quietbox_core::Quietbox;
 use quietbox_core::ports::{NoProgress, SystemClock};
 use quietbox_core::service::ScanOptions;

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod operations;
+pub use operations::scopes;
 pub mod problem;
 pub mod redaction;
 pub mod telemetry;

@@ -162,22 +162,22 @@ impl From<quietbox_core::CoreError> for ApiError {
     }
 }
 
-impl From<quietbox_auth::AuthError> for ApiError {
-    fn from(error: quietbox_auth::AuthError) -> Self {
+impl From<crate::scopes::AuthError> for ApiError {
+    fn from(error: crate::scopes::AuthError) -> Self {
         match &error {
-            quietbox_auth::AuthError::RateLimited { retry_after, .. } => {
+            crate::scopes::AuthError::RateLimited { retry_after, .. } => {
                 let wait = *retry_after;
                 ApiError::new(ErrorCode::RateLimited, error.to_string()).with_retry_after(wait)
             }
-            quietbox_auth::AuthError::Forbidden(_) => {
+            crate::scopes::AuthError::Forbidden(_) => {
                 ApiError::new(ErrorCode::Forbidden, error.to_string())
             }
-            quietbox_auth::AuthError::LimiterUnavailable { .. } => {
+            crate::scopes::AuthError::LimiterUnavailable { .. } => {
                 // A 503, not a 429: the client did nothing wrong and may retry in a moment.
                 ApiError::new(ErrorCode::RateLimitUnavailable, error.to_string())
                     .with_retry_after(std::time::Duration::from_secs(1))
             }
-            quietbox_auth::AuthError::Unauthenticated(_) => {
+            crate::scopes::AuthError::Unauthenticated(_) => {
                 ApiError::new(ErrorCode::Unauthenticated, error.to_string())
                     .with_www_authenticate("Bearer realm=\"quietbox\"")
             }

@@ -7,10 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use quietbox_auth::{
-    AuthConfig, AuthMode, Authenticator, FailurePolicy, JwksTiming, OnBackendError, Quota,
-    RateLimiter,
-};
+use quietbox_auth::{AuthConfig, AuthMode, FailurePolicy, JwksTiming, OnBackendError, Quota};
 use quietbox_core::Quietbox;
 use quietbox_core::ports::{CalendarProvider, MailProvider, SystemClock};
 use quietbox_core::store::StateStore;
@@ -26,6 +23,7 @@ use crate::config::{
     Enforcement, MailProviderKind, RateLimitBackend, RateLimitOnError, Settings, StateBackend,
 };
 use crate::operations::{Budget, Operation};
+use crate::scopes::{Authenticator, RateLimiter};
 
 mod dependencies;
 
@@ -192,7 +190,7 @@ impl AwaitingIssuer {
     /// The router to serve meanwhile: the RFC 9728 document, the 401 challenge, `/ready` 503
     /// naming `oauth_issuer`, and 503 for calls with credentials. The challenge names
     /// `scopes` (the binary's: MCP passes its tools' scopes).
-    pub fn router(&self, scopes: &[quietbox_auth::Scope]) -> axum::Router {
+    pub fn router(&self, scopes: &[crate::scopes::Scope]) -> axum::Router {
         dependencies::awaiting_issuer_router(
             self.config.resource_url.as_deref().unwrap_or_default(),
             self.config.oauth_issuer.as_deref().unwrap_or_default(),

@@ -3,8 +3,8 @@
 //! protocol exactly when the scope is the operation's, and refused with 403 `insufficient_scope`
 //! otherwise. Arguments are each operation's `example()`, the same on every protocol.
 
-use quietbox_auth::Scope;
 use quietbox_runtime::operations::Operation;
+use quietbox_runtime::scopes::Scope;
 use serde_json::Value;
 
 use crate::surfaces::{self, Auth, example, token};

@@ -7,9 +7,9 @@
 use std::future::Future;
 
 use chrono::Utc;
-use quietbox_auth::Principal;
 use quietbox_core::ports::ScanProgress;
 use quietbox_core::service::{ScanOptions, UnsubscribeRequest};
+use scopes::Principal;
 use serde_json::Value;
 
 use crate::problem::ApiError;
@@ -17,6 +17,7 @@ use crate::wiring::App;
 
 pub mod args;
 pub mod output;
+pub mod scopes;
 
 pub use args::{
     ArgError, AvailabilityArgs, CandidatesArgs, ComplianceArgs, DigestArgs, HistoryArgs,
@@ -96,8 +97,8 @@ impl Operation {
     }
 
     /// The scope a caller needs, the same on every protocol.
-    pub fn scope(self) -> quietbox_auth::Scope {
-        use quietbox_auth::Scope;
+    pub fn scope(self) -> scopes::Scope {
+        use scopes::Scope;
         match self {
             Operation::Availability => Scope::AvailabilityRead,
             Operation::ScanInbox => Scope::MailScan,
@@ -149,7 +150,7 @@ pub async fn admit(
     app: &App,
     principal: &Principal,
     operation: Operation,
-) -> Result<(), quietbox_auth::AuthError> {
+) -> Result<(), scopes::AuthError> {
     app.limiter
         .check(&principal.tenant, operation.limit_key())
         .await

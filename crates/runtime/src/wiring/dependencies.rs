@@ -343,10 +343,10 @@ pub fn awaiting_issuer_router(
     resource_url: &str,
     issuer: &str,
     metadata_url: &str,
-    scopes: &[quietbox_auth::Scope],
+    scopes: &[crate::scopes::Scope],
     readiness: Arc<Readiness>,
 ) -> Router {
-    let document = Arc::new(ProtectedResourceMetadata::new::<quietbox_auth::Scope>(
+    let document = Arc::new(ProtectedResourceMetadata::new::<crate::scopes::Scope>(
         resource_url,
         issuer,
     ));

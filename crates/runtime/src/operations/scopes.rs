@@ -1,17 +1,12 @@
-//! quietbox's own five scopes: one application's declaration of [`crate::AppScope`], kept here
-//! only until it moves beside quietbox's operation table (crates/runtime), together with the
-//! aliases that let quietbox's code keep writing `Principal`, `AuthError`, … without naming
-//! the scope type.
-//!
-//! No other file of this crate refers to this one; `lib.rs` re-exports it under the old names,
-//! which shadow the generic ones. To move it: `git mv` it to the runtime crate, replace
-//! `crate::api::` and `crate::` by `quietbox_auth::`, and delete `mod quietbox_scopes` and its
-//! re-exports in the auth crate's `lib.rs` (the generic names then show through).
+//! quietbox's five scopes (DESIGN.md §3), declared beside the operation table that says which
+//! operation needs which: quietbox's own declaration of [`quietbox_auth::AppScope`]. The auth
+//! crate names no scope of its own; these aliases default its generic types to this one, so
+//! quietbox's code writes `Principal`, `AuthError`, … without naming the scope type.
 
 use std::fmt;
 use std::str::FromStr;
 
-use crate::api::AppScope;
+use quietbox_auth::AppScope;
 
 /// A quietbox permission (DESIGN.md §3: one table for REST, A2A and MCP).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,7 +75,7 @@ impl FromStr for Scope {
 /// Marker types for `Authorized<R>`, one per scope.
 pub mod scope {
     use super::Scope;
-    use crate::api::RequiredScope;
+    use quietbox_auth::RequiredScope;
 
     macro_rules! markers {
         ($($name:ident => $scope:ident),* $(,)?) => {$(
@@ -104,15 +99,14 @@ pub mod scope {
 }
 
 /// A set of quietbox scopes.
-pub type ScopeSet<S = Scope> = crate::api::ScopeSet<S>;
+pub type ScopeSet<S = Scope> = quietbox_auth::ScopeSet<S>;
 /// A caller with quietbox scopes.
-pub type Principal<S = Scope> = crate::api::Principal<S>;
+pub type Principal<S = Scope> = quietbox_auth::Principal<S>;
 /// A refusal naming quietbox scopes.
-pub type AuthError<S = Scope> = crate::api::AuthError<S>;
+pub type AuthError<S = Scope> = quietbox_auth::AuthError<S>;
 /// An authenticator granting quietbox scopes.
-pub type Authenticator<S = Scope> = crate::api::Authenticator<S>;
+pub type Authenticator<S = Scope> = quietbox_auth::Authenticator<S>;
 /// A rate limiter answering with quietbox's [`AuthError`].
-pub type RateLimiter<S = Scope> = crate::api::RateLimiter<S>;
+pub type RateLimiter<S = Scope> = quietbox_auth::RateLimiter<S>;
 /// A rendered refusal of quietbox's axum routes.
-#[cfg(feature = "axum")]
-pub type AuthRejection = crate::http::Rejection<Scope>;
+pub type AuthRejection = quietbox_auth::http::Rejection<Scope>;
